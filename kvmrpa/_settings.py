@@ -1,0 +1,333 @@
+"""Settings: every tunable of kvmrpa in one object.
+
+Defaults live here, documented. A TOML file (``KVMRPA_CONFIG`` or ``--config``) overrides
+them, and ``KVMRPA_<SECTION>_<NAME>`` environment variables override the file, for
+example ``KVMRPA_CAPTURE_STALL_TIMEOUT=5``. Every value is checked against its type and
+bounds; a bad one raises :class:`ConfigError` naming the setting, the value and the range.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import tomllib
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import param
+
+from ._errors import ConfigError
+
+__all__ = [
+    "CaptureSettings",
+    "EngineSettings",
+    "InputSettings",
+    "RuntimeSettings",
+    "ServerSettings",
+    "Settings",
+    "SimSettings",
+    "StoreSettings",
+    "StreamSettings",
+    "VisionSettings",
+    "configure",
+    "get_settings",
+    "load_settings",
+]
+
+ENV_PREFIX = "KVMRPA_"
+_DEFAULT_HOME = Path(os.environ.get("KVMRPA_HOME", Path.home() / ".kvmrpa"))
+
+
+class Secret(param.String):
+    """A string parameter whose value is never shown in plain text."""
+
+
+class RuntimeSettings(param.Parameterized):
+    """The background event loop and its worker pool."""
+
+    pool_size = param.Integer(default=4, bounds=(1, 64), doc="Threads for CPU work (decode, OCR, matching, JPEG).")
+    shutdown_timeout = param.Number(default=2.0, bounds=(0.1, 60), doc="Seconds shutdown waits for tasks to cancel.")
+
+
+class CaptureSettings(param.Parameterized):
+    """Video sources: timeouts, reconnect policy, sharing."""
+
+    open_timeout = param.Number(default=3.0, bounds=(0.1, 120), inclusive_bounds=(True, True), doc="Seconds allowed to open a stream.")
+    read_timeout = param.Number(default=3.0, bounds=(0.1, 120), doc="Seconds a single read may block inside FFmpeg.")
+    stall_timeout = param.Number(default=3.0, bounds=(0, 600), inclusive_bounds=(False, True), doc="Seconds without a new frame before the capture is abandoned and reopened (must be > 0).")
+    reconnect_initial = param.Number(default=0.5, bounds=(0.01, 60), doc="First reconnect delay in seconds.")
+    reconnect_max = param.Number(default=10.0, bounds=(0.1, 3600), doc="Largest reconnect delay in seconds.")
+    reconnect_jitter = param.Number(default=0.2, bounds=(0, 1), doc="Random fraction added to or taken from each delay.")
+    max_reconnects = param.Integer(default=0, bounds=(0, None), doc="Reconnect attempts before giving up; 0 means never give up.")
+    transport = param.Selector(default="tcp", objects=["tcp", "udp"], doc="RTSP transport.")
+    probe_options = param.String(default="analyzeduration;100000|probesize;100000", doc="Extra FFmpeg options for short probing (opens in ~0.2 s instead of ~1.9 s).")
+    hub_linger = param.Number(default=2.0, bounds=(0, 600), doc="Seconds a shared source stays open after its last user releases it.")
+    next_frame_timeout = param.Number(default=5.0, bounds=(0.01, 600), doc="Default seconds next_frame() waits.")
+    fps_window = param.Number(default=2.0, bounds=(0.1, 60), doc="Seconds over which fps is measured.")
+    default_width = param.Integer(default=1280, bounds=(16, 8192), doc="Default frame width of synthetic sources.")
+    default_height = param.Integer(default=720, bounds=(16, 8192), doc="Default frame height of synthetic sources.")
+    default_fps = param.Number(default=15.0, bounds=(0.1, 240), doc="Default frame rate of synthetic and file sources.")
+
+
+class InputSettings(param.Parameterized):
+    """Keyboard / mouse drivers."""
+
+    connect_timeout = param.Number(default=3.0, bounds=(0.1, 120), doc="Seconds allowed to connect to an input target.")
+    action_timeout = param.Number(default=5.0, bounds=(0.1, 120), doc="Seconds one action may take.")
+    lock_timeout = param.Number(default=10.0, bounds=(0.1, 600), doc="Seconds a flow waits for another flow's action sequence on the same target.")
+    retries = param.Integer(default=2, bounds=(0, 20), doc="Retries of actions that are safe to repeat (moves, key releases).")
+    retry_delay = param.Number(default=0.1, bounds=(0, 10), doc="Seconds between retries.")
+    type_interval = param.Number(default=0.0, bounds=(0, 1), doc="Seconds between typed characters.")
+    http_token = Secret(default="", doc="Bearer token for the HTTP keystroke service, when not in the URL.")
+
+
+class VisionSettings(param.Parameterized):
+    """OCR, template matching, detection."""
+
+    ocr_engine = param.Selector(default="rapidocr", objects=["rapidocr", "tesseract"], doc="Default OCR engine.")
+    det_limit_type = param.Selector(default="max", objects=["max", "min"], doc="RapidOCR detector resize rule; 'max' never scales small crops up.")
+    det_limit_side_len = param.Integer(default=960, bounds=(32, 8192), doc="RapidOCR detector side limit in pixels.")
+    match_threshold = param.Number(default=0.8, bounds=(0, 1), doc="Default template match score threshold.")
+    font_path = param.String(default="", doc="CJK font for overlays and the simulator; empty finds Noto Sans CJK.")
+
+
+class EngineSettings(param.Parameterized):
+    """The flow executor."""
+
+    event_buffer = param.Integer(default=1000, bounds=(1, 1_000_000), doc="Events buffered per subscriber before the oldest are dropped.")
+    max_nodes = param.Integer(default=20000, bounds=(1, 1_000_000), doc="Largest flow accepted.")
+    keep_passes = param.Integer(default=1, bounds=(1, 100), doc="Passes whose node inputs/outputs are kept for inspection.")
+    stop_grace = param.Number(default=0.1, bounds=(0, 60), doc="Seconds stop waits for in-flight nodes to finish after cancelling.")
+
+
+class StreamSettings(param.Parameterized):
+    """Live video to viewers."""
+
+    jpeg_quality = param.Integer(default=80, bounds=(1, 100), doc="JPEG quality of streamed frames.")
+    display_fps = param.Number(default=15.0, bounds=(0.5, 120), doc="Cap on frames per second sent to a viewer.")
+    max_width = param.Integer(default=1280, bounds=(64, 8192), doc="Widest frame sent to a viewer; larger frames are downscaled.")
+
+
+class StoreSettings(param.Parameterized):
+    """Where kvmrpa keeps files."""
+
+    home = param.Foldername(default=None, check_exists=False, allow_None=True, doc="Root folder of kvmrpa's files (default ~/.kvmrpa, or KVMRPA_HOME).")
+    runs_keep = param.Integer(default=500, bounds=(1, None), doc="Run records kept; older ones are deleted.")
+    runs_max_age_days = param.Number(default=30, bounds=(0, None), doc="Run records older than this many days are deleted; 0 keeps all.")
+
+    @property
+    def home_path(self) -> Path:
+        return Path(self.home) if self.home else _DEFAULT_HOME
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.home_path / "runs"
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.home_path / "templates"
+
+
+class ServerSettings(param.Parameterized):
+    """The dashboard server."""
+
+    address = param.String(default="127.0.0.1", doc="Address the dashboard binds; any other than loopback requires auth.")
+    port = param.Integer(default=5006, bounds=(0, 65535), doc="Port the dashboard listens on.")
+    auth_file = param.String(default="", doc="File with 'user:password' lines for basic auth.")
+    cookie_secret = Secret(default="", doc="Secret signing session cookies when auth is on.")
+
+
+class SimSettings(param.Parameterized):
+    """The simulated desktop."""
+
+    width = param.Integer(default=1280, bounds=(320, 4096), doc="Simulated screen width.")
+    height = param.Integer(default=720, bounds=(240, 4096), doc="Simulated screen height.")
+    fps = param.Number(default=20.0, bounds=(1, 120), doc="Frames per second the simulator renders.")
+    realism = param.Boolean(default=True, doc="Add JPEG artefacts, noise and a moving clock, as a real capture has.")
+
+
+SECTIONS: dict[str, type[param.Parameterized]] = {
+    "runtime": RuntimeSettings,
+    "capture": CaptureSettings,
+    "input": InputSettings,
+    "vision": VisionSettings,
+    "engine": EngineSettings,
+    "stream": StreamSettings,
+    "store": StoreSettings,
+    "server": ServerSettings,
+    "sim": SimSettings,
+}
+
+
+def _fields(section: param.Parameterized) -> dict[str, param.Parameter]:
+    return {n: p for n, p in section.param.objects("existing").items() if n != "name"}
+
+
+def _describe_range(p: param.Parameter) -> str:
+    if isinstance(p, param.Selector):
+        return "one of " + ", ".join(map(str, p.objects))
+    if isinstance(p, param.Boolean):
+        return "true or false"
+    if isinstance(p, param.Number) and p.bounds is not None:
+        lo, hi = p.bounds
+        inc = getattr(p, "inclusive_bounds", (True, True))
+        left = ("[" if inc[0] else "(") + ("-inf" if lo is None else f"{lo:g}")
+        right = ("inf" if hi is None else f"{hi:g}") + ("]" if inc[1] else ")")
+        kind = "an integer" if isinstance(p, param.Integer) else "a number"
+        return f"{kind} in {left}, {right}"
+    if isinstance(p, param.Integer):
+        return "an integer"
+    if isinstance(p, param.Number):
+        return "a number"
+    return "a string"
+
+
+def _coerce(p: param.Parameter, raw: Any) -> Any:
+    """Turn a file or environment value into the parameter's type (strings allowed)."""
+    if isinstance(p, param.Boolean):
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(raw)
+    if isinstance(p, param.Integer):
+        if isinstance(raw, bool):
+            raise ValueError(raw)
+        if isinstance(raw, int):
+            return raw
+        if isinstance(raw, float) and raw.is_integer():
+            return int(raw)
+        return int(str(raw).strip())
+    if isinstance(p, param.Number):
+        if isinstance(raw, bool):
+            raise ValueError(raw)
+        return float(raw) if not isinstance(raw, int | float) else raw
+    if raw is None:
+        return None
+    return str(raw)
+
+
+class Settings:
+    """Effective settings: one attribute per section, plus where each value came from."""
+
+    def __init__(self) -> None:
+        self._sections: dict[str, param.Parameterized] = {n: cls() for n, cls in SECTIONS.items()}
+        self._origins: dict[str, str] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        sections = self.__dict__.get("_sections", {})
+        if name in sections:
+            return sections[name]
+        raise AttributeError(name)
+
+    runtime: RuntimeSettings
+    capture: CaptureSettings
+    input: InputSettings
+    vision: VisionSettings
+    engine: EngineSettings
+    stream: StreamSettings
+    store: StoreSettings
+    server: ServerSettings
+    sim: SimSettings
+
+    def set(self, key: str, raw: Any, origin: str = "code") -> None:
+        """Set ``section.name`` from ``raw``, checking type and bounds."""
+        section_name, _, name = key.partition(".")
+        section = self._sections.get(section_name)
+        if section is None or not name:
+            raise ConfigError(f"unknown setting {key!r}; sections: {', '.join(self._sections)}")
+        fields = _fields(section)
+        p = fields.get(name)
+        if p is None:
+            raise ConfigError(f"unknown setting {key!r}; {section_name} has: {', '.join(fields)}")
+        shown = "<redacted>" if isinstance(p, Secret) else repr(raw)
+        try:
+            value = _coerce(p, raw)
+            section.param.update(**{name: value})
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(
+                f"setting {key} ({origin}): invalid value {shown}; expected {_describe_range(p)}"
+            ) from exc
+        self._origins[key] = origin
+
+    def items(self) -> Iterator[tuple[str, Any, str, param.Parameter]]:
+        """Yield ``(key, value, origin, parameter)`` for every setting."""
+        for section_name, section in self._sections.items():
+            for name, p in _fields(section).items():
+                key = f"{section_name}.{name}"
+                yield key, getattr(section, name), self._origins.get(key, "default"), p
+
+    def display_value(self, key: str) -> str:
+        section_name, _, name = key.partition(".")
+        p = _fields(self._sections[section_name])[name]
+        value = getattr(self._sections[section_name], name)
+        if isinstance(p, Secret):
+            return "<redacted>" if value else "''"
+        return repr(value)
+
+    def as_dict(self, redact: bool = True) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for key, value, _origin, p in self.items():
+            section_name, _, name = key.partition(".")
+            if redact and isinstance(p, Secret) and value:
+                value = "<redacted>"
+            out.setdefault(section_name, {})[name] = value
+        return out
+
+
+def load_settings(
+    config_file: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build settings from defaults, then the TOML file, then ``KVMRPA_*`` variables."""
+    env = os.environ if env is None else env
+    settings = Settings()
+    path = config_file or env.get(ENV_PREFIX + "CONFIG") or None
+    if path:
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file {path} does not exist") from exc
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {path}: {exc}") from exc
+        for section_name, values in data.items():
+            if not isinstance(values, dict):
+                raise ConfigError(f"config file {path}: [{section_name}] must be a table")
+            for name, raw in values.items():
+                settings.set(f"{section_name}.{name}", raw, origin=f"file {path}")
+    for section_name, section in settings._sections.items():
+        for name in _fields(section):
+            var = f"{ENV_PREFIX}{section_name}_{name}".upper()
+            if var in env:
+                settings.set(f"{section_name}.{name}", env[var], origin=f"env {var}")
+    return settings
+
+
+_lock = threading.Lock()
+_current: Settings | None = None
+
+
+def get_settings() -> Settings:
+    """The process-wide settings, loaded on first use."""
+    global _current
+    with _lock:
+        if _current is None:
+            _current = load_settings()
+        return _current
+
+
+def configure(settings: Settings | None = None, **overrides: Any) -> Settings:
+    """Replace the process-wide settings, or apply ``section__name=value`` overrides."""
+    global _current
+    with _lock:
+        if settings is not None:
+            _current = settings
+        elif _current is None:
+            _current = load_settings()
+        for key, value in overrides.items():
+            _current.set(key.replace("__", "."), value, origin="code")
+        return _current

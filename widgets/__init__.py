@@ -1,0 +1,1 @@
+"""Panel components for kvmrpa (installed as ``kvmrpa.widgets``)."""
