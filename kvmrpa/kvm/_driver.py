@@ -1,10 +1,24 @@
 """The InputDriver contract: keyboard and mouse actions in frame pixels.
 
 A driver implements a few primitives in *target screen* pixels (``_move``, ``_button``,
-``_scroll``, ``_key``, optionally ``_type_text``). This base class owns everything
-shared: mapping frame pixels to the target (calibration = scale + offset), the
-per-target lock that makes one node's action sequence atomic against other flows,
-retries of safe actions only, the audit trail, and the sync face.
+``_scroll``, ``_key``, optionally ``_type_text``, ``_connect``/``_close``). This base
+class owns everything shared: mapping frame pixels to the target (calibration = scale +
+offset, from ``frame_size`` and the target's size, or given, or ``?calibration=sx,sy,ox,oy``
+in the URL), the per-target lock that makes one node's action sequence atomic against
+other flows (FIFO, so no flow starves), retries of safe actions only, the audit trail
+(with secrets redacted), capability checks before anything is sent, and the sync face.
+
+Conventions for driver authors:
+
+* ``_scroll(dx, dy)``: positive ``dy`` scrolls down (towards the user, like a browser's
+  ``deltaY``), positive ``dx`` right; one unit is one wheel notch.
+* ``_key(name, down)`` receives canonical X keysym names (:mod:`kvmrpa.kvm.keys`);
+  override :meth:`InputDriver.supports_key` / :meth:`InputDriver.can_type` to declare
+  what the transport can send.
+* transport failures raise ``ConnectionError``/``OSError`` or
+  :class:`DriverConnectionError`; the connection is dropped and safe actions retried.
+  Set ``exc.transient = False`` on a :class:`DriverConnectionError` that retrying cannot
+  fix (bad credentials, untrusted certificate).
 """
 
 from __future__ import annotations
@@ -13,6 +27,7 @@ import abc
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +38,7 @@ from .._errors import (
     CoordinateError,
     DriverConnectionError,
     InputError,
+    UnsupportedActionError,
 )
 from .._runtime import run_sync
 from .._settings import get_settings
@@ -46,10 +62,18 @@ SAFE_TO_RETRY = frozenset({"move", "key_up", "release"})
 class DriverCapabilities:
     """What a driver can do; asking for more raises :class:`UnsupportedActionError`."""
 
+    #: can type characters outside US-layout ASCII (Chinese, accents, …)
     unicode_text: bool = False
+    #: vertical wheel
     scroll: bool = True
+    #: horizontal wheel
+    hscroll: bool = True
+    #: separate key down / key up (hold a key across actions)
     key_down_up: bool = True
+    #: absolute pointer positioning
     absolute_mouse: bool = True
+    #: mouse buttons it can press
+    buttons: frozenset[str] = frozenset({"left", "right", "middle"})
 
 
 @dataclass(frozen=True)
@@ -72,6 +96,22 @@ class Calibration:
 
     def apply(self, x: float, y: float) -> tuple[int, int]:
         return round(x * self.scale_x + self.offset_x), round(y * self.scale_y + self.offset_y)
+
+    def as_dict(self) -> dict[str, float]:
+        return {"scale_x": self.scale_x, "scale_y": self.scale_y,
+                "offset_x": self.offset_x, "offset_y": self.offset_y}
+
+    @classmethod
+    def parse(cls, text: str) -> Calibration:
+        """``"sx,sy,ox,oy"`` (as stored in a URL's ``calibration=`` parameter)."""
+        try:
+            sx, sy, ox, oy = (float(v) for v in text.split(","))
+        except ValueError:
+            raise ValueError(
+                f"calibration must be 'scale_x,scale_y,offset_x,offset_y', got {text!r}") from None
+        if not (sx > 0 and sy > 0) or not all(math.isfinite(v) for v in (sx, sy, ox, oy)):
+            raise ValueError(f"calibration scales must be positive and finite, got {text!r}")
+        return cls(sx, sy, ox, oy)
 
 
 @dataclass(frozen=True)
@@ -123,6 +163,19 @@ class InputDriver(abc.ABC):
         self._owner: _Owner | None = None
         self._audit: list[Callable[[ActionRecord], None]] = []
         self._connected = False
+        self._connect_lock: asyncio.Lock | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        if calibration is None:
+            from .._urls import query_params
+
+            text = query_params(url).get("calibration")
+            if text:
+                from .._errors import UrlError
+
+                try:
+                    self._calibration = Calibration.parse(text)
+                except ValueError as exc:
+                    raise UrlError(f"{self.display_url}: {exc}") from None
 
     # -- primitives (target pixels), implemented by drivers --------------------------
     async def _connect(self) -> None:  # noqa: B027 - optional hook
@@ -138,28 +191,62 @@ class InputDriver(abc.ABC):
     async def _button(self, button: MouseButton, down: bool) -> None: ...
 
     @abc.abstractmethod
-    async def _scroll(self, dx: int, dy: int) -> None: ...
+    async def _scroll(self, dx: int, dy: int) -> None:
+        """Turn the wheel: ``dy > 0`` down, ``dx > 0`` right, in notches."""
 
     @abc.abstractmethod
     async def _key(self, key: str, down: bool) -> None:
         """Press or release one key by its canonical name (see :mod:`kvmrpa.kvm.keys`)."""
 
     async def _type_text(self, text: str) -> None:
-        """Type text; default: one key press per character."""
+        """Type text; default: one US-layout key press per character (Shift as needed)."""
         from .keys import keys_for_char
 
+        interval = get_settings().input.type_interval
         for ch in text:
-            for key, shift in [keys_for_char(ch, self)]:
-                if shift:
-                    await self._key("Shift_L", True)
-                await self._key(key, True)
-                await self._key(key, False)
-                if shift:
-                    await self._key("Shift_L", False)
+            key, shift = keys_for_char(ch, self)
+            if shift:
+                await self._key("Shift_L", True)
+            await self._key(key, True)
+            await self._key(key, False)
+            if shift:
+                await self._key("Shift_L", False)
+            if interval:
+                await asyncio.sleep(interval)
 
     def target_size(self) -> tuple[int, int] | None:
         """The target screen size in pixels when known (used for calibration)."""
         return None
+
+    # -- capability hooks (used by kvmrpa.kvm.keys) ------------------------------------
+    def supports_key(self, key: str) -> bool:
+        """Whether this driver can send the canonical key ``key``."""
+        return True
+
+    def extra_key(self, name: str) -> str | None:
+        """A canonical name for ``name`` beyond kvmrpa's own table (e.g. any X keysym)."""
+        return None
+
+    def can_type(self, ch: str) -> bool:
+        """Whether :meth:`type_text` can produce the character ``ch``."""
+        from .keys import _us_typable
+
+        return (self.capabilities.unicode_text and ch.isprintable()) or _us_typable(ch)
+
+    def secrets(self) -> list[str]:
+        """Strings never to show in audit records or errors (passwords, tokens)."""
+        from .._urls import split_url
+
+        parts = split_url(self.url)
+        out = [v for v in (parts.password,) if v]
+        if parts.username and parts.password is None and parts.scheme == "vnc":
+            out.append(parts.username)
+        from .._urls import query_params
+
+        for k, v in query_params(self.url).items():
+            if k.lower() in ("token", "password", "pass", "key", "secret") and v:
+                out.append(v)
+        return out
 
     # -- connection ------------------------------------------------------------------
     @property
@@ -167,10 +254,22 @@ class InputDriver(abc.ABC):
         return self._connected
 
     async def connect(self) -> InputDriver:
-        if not self._connected:
-            await self._connect()
-            self._connected = True
+        """Open the transport now (actions also connect on demand). Idempotent."""
+        if self._connected:
+            return self
+        if self._connect_lock is None:
+            self._connect_lock = asyncio.Lock()
+        async with self._connect_lock:
+            if not self._connected:
+                await self._connect()
+                self._loop = asyncio.get_running_loop()
+                self._connected = True
         return self
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop the transport was opened on (None before the first connect)."""
+        return self._loop
 
     async def aclose(self) -> None:
         if self._connected:
@@ -200,8 +299,11 @@ class InputDriver(abc.ABC):
     def set_calibration(self, calibration: Calibration | None) -> None:
         self._calibration = calibration
 
-    def map_point(self, x: float, y: float) -> tuple[int, int]:
-        """Frame pixels → target pixels, refusing points outside the frame."""
+    def check_point(self, x: float, y: float) -> None:
+        """Refuse a point that is not a finite number pair or lies outside the frame."""
+        if not (isinstance(x, int | float) and isinstance(y, int | float)
+                and math.isfinite(x) and math.isfinite(y)):
+            raise CoordinateError(f"{self.display_url}: point ({x!r}, {y!r}) is not a pair of numbers")
         if self.frame_size is not None:
             fw, fh = self.frame_size
             if not (0 <= x < fw and 0 <= y < fh):
@@ -210,6 +312,14 @@ class InputDriver(abc.ABC):
                 )
         elif x < 0 or y < 0:
             raise CoordinateError(f"{self.display_url}: point ({x:g}, {y:g}) is negative")
+
+    def map_point(self, x: float, y: float) -> tuple[int, int]:
+        """Frame pixels → target pixels, refusing points outside the frame.
+
+        The target's size may only be known once connected (VNC), so actions map their
+        points after connecting.
+        """
+        self.check_point(x, y)
         return self.calibration.apply(x, y)
 
     # -- arbitration -----------------------------------------------------------------
@@ -232,7 +342,8 @@ class InputDriver(abc.ABC):
             return
         timeout = get_settings().input.lock_timeout if timeout is None else timeout
         try:
-            await asyncio.wait_for(owner.lock.acquire(), timeout)
+            async with asyncio.timeout(timeout):
+                await owner.lock.acquire()
         except TimeoutError:
             raise ArbitrationTimeoutError(
                 f"{self.display_url}: another flow held the input for more than {timeout:g} s"
@@ -251,103 +362,202 @@ class InputDriver(abc.ABC):
         return lambda: self._audit.remove(callback) if callback in self._audit else None
 
     def _redact_args(self, args: dict[str, Any]) -> dict[str, Any]:
-        return args
+        secrets = [x for x in self.secrets() if x]
+        if not secrets:
+            return args
+
+        def clean(v: Any) -> Any:
+            if isinstance(v, str):
+                for sec in secrets:
+                    v = v.replace(sec, "***")
+                return v
+            if isinstance(v, list | tuple):
+                return [clean(x) for x in v]
+            return v
+
+        return {k: clean(v) for k, v in args.items()}
+
+    def _clean(self, text: str) -> str:
+        for sec in self.secrets():
+            if sec:
+                text = text.replace(sec, "***")
+        return text
 
     async def _do(self, action: str, args: dict[str, Any], op: Callable[[], Any],
-                  retry: bool | None = None) -> None:
-        """Run one action with connect, timeout, safe retries and an audit record."""
+                  retry: bool | None = None, timeout: float | None = None) -> None:
+        """Run one action with connect, timeout, safe retries and an audit record.
+
+        Transport failures (``ConnectionError``/``OSError``, or a
+        :class:`DriverConnectionError` not marked ``transient = False``) drop the
+        connection; the next attempt reconnects. Only actions safe to repeat (moves, key
+        and button releases), or those whose caller asks (``retry=True``), are retried.
+        """
         settings = get_settings().input
-        retries = settings.retries if (retry if retry is not None else action in SAFE_TO_RETRY) else 0
+        safe = retry if retry is not None else action in SAFE_TO_RETRY
+        retries = settings.retries if safe else 0
+        timeout = settings.action_timeout if timeout is None else timeout
         start = time.monotonic()
         error: BaseException | None = None
+        attempts = 0
         for attempt in range(retries + 1):
+            attempts = attempt + 1
+            transient = False
             try:
                 await self.connect()
-                await asyncio.wait_for(op(), settings.action_timeout)
+                await asyncio.wait_for(op(), timeout)
                 error = None
                 break
             except TimeoutError as exc:
                 error = DriverConnectionError(
-                    f"{self.display_url}: {action} timed out after {settings.action_timeout:g} s")
+                    f"{self.display_url}: {action} timed out after {timeout:g} s")
                 error.__cause__ = exc
-            except (ConnectionError, OSError) as exc:
-                error = exc
-                self._connected = False
-                with contextlib.suppress(Exception):
-                    await self._close()
+                transient = True
             except InputError as exc:
                 error = exc
+                transient = isinstance(exc, DriverConnectionError) and getattr(exc, "transient", True)
+            except (ConnectionError, OSError, EOFError) as exc:
+                error = exc
+                transient = True
+            if not transient:
                 break
+            await self._drop()
             if attempt < retries:
+                log.info("%s: %s failed (%s); retry %d of %d", self.display_url, action,
+                         self._clean(str(error)), attempt + 1, retries)
                 await asyncio.sleep(settings.retry_delay)
         latency = (time.monotonic() - start) * 1000
+        if error is not None and not isinstance(error, InputError):
+            wrapped = DriverConnectionError(
+                f"{self.display_url}: {action} failed: {self._clean(str(error)) or type(error).__name__}")
+            wrapped.__cause__ = error
+            error = wrapped
+        if error is not None:
+            # name the action the caller asked for, not only the primitive that failed
+            prefix = f"{self.display_url}: "
+            msg = self._clean(str(error))
+            body = msg[len(prefix):] if msg.startswith(prefix) else msg
+            if not body.startswith(f"{action}:") and not body.startswith(f"{action} "):
+                body = f"{action}: {body}"
+            if attempts > 1:
+                body += f" (after {attempts} attempts)"
+            error.args = (prefix + body,)
         record = ActionRecord(time.time(), self.display_url, action, self._redact_args(args),
-                              error is None, latency, None if error is None else str(error))
+                              error is None, latency, None if error is None else self._clean(str(error)))
         for cb in list(self._audit):
             try:
                 cb(record)
             except Exception:
                 log.exception("audit callback failed")
         if error is not None:
-            if isinstance(error, InputError):
-                raise error
-            raise DriverConnectionError(f"{self.display_url}: {action} failed: {error}") from error
+            raise error
+
+    async def _drop(self) -> None:
+        """Forget a broken connection so the next action reconnects."""
+        if self._connected:
+            self._connected = False
+            with contextlib.suppress(Exception):
+                await self._close()
 
     # -- public API (frame pixels) -----------------------------------------------------
+    def _check_xy(self, x: float | None, y: float | None, action: str) -> bool:
+        """Whether a point was given; both coordinates or neither."""
+        if (x is None) != (y is None):
+            raise CoordinateError(f"{self.display_url}: {action}: give both x and y, or neither")
+        if x is not None and y is not None:
+            self.check_point(x, y)
+            return True
+        return False
+
+    def _check_button(self, button: str, action: str) -> None:
+        if button not in ("left", "right", "middle"):
+            raise UnsupportedActionError(
+                f"{self.display_url}: {action}: unknown mouse button {button!r} "
+                "(left, right or middle)")
+        if button not in self.capabilities.buttons:
+            raise UnsupportedActionError(
+                f"{self.display_url}: {action}: this driver has no {button} mouse button")
+
     async def move(self, x: float, y: float) -> None:
-        tx, ty = self.map_point(x, y)
-        await self._do("move", {"x": x, "y": y}, lambda: self._move(tx, ty))
+        """Move the pointer to ``(x, y)`` in frame pixels (retried on transport errors)."""
+        self.check_point(x, y)
+        await self._do("move", {"x": x, "y": y}, lambda: self._move(*self.map_point(x, y)))
 
     async def press(self, button: MouseButton = "left") -> None:
+        """Press and hold a mouse button where the pointer is."""
+        self._check_button(button, "press")
         await self._do("press", {"button": button}, lambda: self._button(button, True))
 
     async def release(self, button: MouseButton = "left") -> None:
+        """Release a mouse button (retried on transport errors)."""
+        self._check_button(button, "release")
         await self._do("release", {"button": button}, lambda: self._button(button, False))
 
     async def click(self, x: float | None = None, y: float | None = None,
                     button: MouseButton = "left", double: bool = False,
                     retry: bool = False) -> None:
-        """Click at ``(x, y)`` (frame pixels) or where the pointer is."""
-        target = None if x is None or y is None else self.map_point(x, y)
+        """Click at ``(x, y)`` (frame pixels) or where the pointer is.
+
+        Not retried on transport errors unless ``retry=True`` (a repeated click may act
+        twice).
+        """
+        action = "double_click" if double else "click"
+        self._check_button(button, action)
+        at = self._check_xy(x, y, action)
 
         async def op() -> None:
-            if target is not None:
-                await self._move(*target)
-            for _ in range(2 if double else 1):
+            if at:
+                await self._move(*self.map_point(x, y))  # type: ignore[arg-type]
+            for i in range(2 if double else 1):
+                if i:
+                    await asyncio.sleep(0.03)
                 await self._button(button, True)
                 await self._button(button, False)
 
         async with self.session():
-            await self._do("double_click" if double else "click",
-                           {"x": x, "y": y, "button": button}, op, retry=retry)
+            await self._do(action, {"x": x, "y": y, "button": button}, op, retry=retry)
 
     async def drag(self, x1: float, y1: float, x2: float, y2: float,
                    button: MouseButton = "left", steps: int = 10) -> None:
-        a, b = self.map_point(x1, y1), self.map_point(x2, y2)
+        """Press at ``(x1, y1)``, move in ``steps`` steps to ``(x2, y2)``, release."""
+        self._check_button(button, "drag")
+        if not 1 <= steps <= 1000:
+            raise InputError(f"{self.display_url}: drag: steps must be 1..1000, got {steps}")
+        self.check_point(x1, y1)
+        self.check_point(x2, y2)
 
         async def op() -> None:
+            a, b = self.map_point(x1, y1), self.map_point(x2, y2)
             await self._move(*a)
             await self._button(button, True)
-            for i in range(1, steps + 1):
-                await self._move(round(a[0] + (b[0] - a[0]) * i / steps),
-                                 round(a[1] + (b[1] - a[1]) * i / steps))
-                await asyncio.sleep(0.005)
-            await self._button(button, False)
+            try:
+                for i in range(1, steps + 1):
+                    await self._move(round(a[0] + (b[0] - a[0]) * i / steps),
+                                     round(a[1] + (b[1] - a[1]) * i / steps))
+                    await asyncio.sleep(0.005)
+            finally:
+                await self._button(button, False)
 
         async with self.session():
-            await self._do("drag", {"from": [x1, y1], "to": [x2, y2], "button": button}, op)
+            await self._do("drag", {"from": [x1, y1], "to": [x2, y2], "button": button}, op,
+                           timeout=get_settings().input.action_timeout + steps * 0.05)
 
     async def scroll(self, dy: int, dx: int = 0, x: float | None = None,
                      y: float | None = None) -> None:
-        from .._errors import UnsupportedActionError
-
-        if not self.capabilities.scroll:
-            raise UnsupportedActionError(f"{self.display_url}: scroll is not supported")
-        target = None if x is None or y is None else self.map_point(x, y)
+        """Turn the wheel ``dy`` notches (positive: down, towards the user, like a
+        browser's ``deltaY``; negative: up) and ``dx`` notches (positive: right),
+        optionally after moving to ``(x, y)`` in frame pixels."""
+        if not isinstance(dy, int) or not isinstance(dx, int):
+            raise InputError(f"{self.display_url}: scroll: notches must be integers, got {dy!r}, {dx!r}")
+        if dy and not self.capabilities.scroll:
+            raise UnsupportedActionError(f"{self.display_url}: scroll: this driver has no wheel")
+        if dx and not self.capabilities.hscroll:
+            raise UnsupportedActionError(
+                f"{self.display_url}: scroll: this driver cannot scroll horizontally (dx={dx})")
+        at = self._check_xy(x, y, "scroll")
 
         async def op() -> None:
-            if target is not None:
-                await self._move(*target)
+            if at:
+                await self._move(*self.map_point(x, y))  # type: ignore[arg-type]
             await self._scroll(dx, dy)
 
         await self._do("scroll", {"dx": dx, "dy": dy, "x": x, "y": y}, op)
@@ -356,7 +566,7 @@ class InputDriver(abc.ABC):
         """Press and release one key (``Enter``, ``a``, ``F5``, …)."""
         from .keys import normalize_key
 
-        k = normalize_key(name, self)
+        k = normalize_key(name, self, action="key")
 
         async def op() -> None:
             await self._key(k, True)
@@ -365,15 +575,21 @@ class InputDriver(abc.ABC):
         await self._do("key", {"key": name}, op)
 
     async def key_down(self, name: str) -> None:
+        """Press and hold one key until :meth:`key_up`."""
         from .keys import normalize_key
 
-        k = normalize_key(name, self)
+        if not self.capabilities.key_down_up:
+            raise UnsupportedActionError(f"{self.display_url}: key_down: this driver cannot hold keys")
+        k = normalize_key(name, self, action="key_down")
         await self._do("key_down", {"key": name}, lambda: self._key(k, True))
 
     async def key_up(self, name: str) -> None:
+        """Release one key (retried on transport errors)."""
         from .keys import normalize_key
 
-        k = normalize_key(name, self)
+        if not self.capabilities.key_down_up:
+            raise UnsupportedActionError(f"{self.display_url}: key_up: this driver cannot hold keys")
+        k = normalize_key(name, self, action="key_up")
         await self._do("key_up", {"key": name}, lambda: self._key(k, False))
 
     async def hotkey(self, *names: str) -> None:
@@ -396,14 +612,20 @@ class InputDriver(abc.ABC):
         async with self.session():
             await self._do("hotkey", {"keys": list(names)}, op)
 
-    async def type_text(self, text: str, retry: bool = False) -> None:
+    async def type_text(self, text: str, retry: bool = False, secret: bool = False) -> None:
         """Type ``text``; raises :class:`UnsupportedActionError` naming characters the
-        driver cannot type, before sending anything."""
+        driver cannot type, before sending anything. ``secret=True`` keeps the text out
+        of the audit trail (only its length is recorded)."""
         from .keys import check_typable
 
         check_typable(text, self)
+        settings = get_settings().input
+        budget = settings.action_timeout + len(text) * (settings.type_interval + 0.1)
+        args: dict[str, Any] = ({"text": "***", "length": len(text)} if secret
+                                else {"text": text})
         async with self.session():
-            await self._do("type", {"text": text}, lambda: self._type_text(text), retry=retry)
+            await self._do("type", args, lambda: self._type_text(text), retry=retry,
+                           timeout=budget)
 
     # -- sync face -------------------------------------------------------------------
     @property
