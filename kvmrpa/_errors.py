@@ -21,8 +21,9 @@
     │   ├── UnsupportedActionError   the driver cannot do this (names keys or characters)
     │   ├── CoordinateError          a point outside the frame
     │   └── ArbitrationTimeoutError  another flow held the target too long (also a TimeoutError)
-    └── VisionError                  OCR, template matching, detection
-        └── ModelNotFoundError       a model or template file is missing
+    ├── VisionError                  OCR, template matching, detection
+    │   └── ModelNotFoundError       a model or template file is missing
+    └── LabError                     a lab program (Xvfb, test app, RTSP/VNC server) failed
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ __all__ = [
     "ImportWarningError",
     "InputError",
     "KvmrpaError",
+    "LabError",
     "ModelNotFoundError",
     "NodeError",
     "NodeTimeoutError",
@@ -178,3 +180,7 @@ class VisionError(KvmrpaError):
 
 class ModelNotFoundError(VisionError, FileNotFoundError):
     """A model, names file or template image is not on disk."""
+
+
+class LabError(KvmrpaError, RuntimeError):
+    """A lab program (Xvfb, the test app, the RTSP or VNC server) did not start or answer."""

@@ -112,7 +112,11 @@ class Runtime:
         future = self.submit(coro)
         try:
             return future.result(timeout)
-        except concurrent.futures.TimeoutError:
+        except TimeoutError:
+            # On 3.11 concurrent.futures.TimeoutError *is* TimeoutError: a coroutine that
+            # raised a TimeoutError subclass itself has a done future; re-raise its own.
+            if future.done() and not future.cancelled():
+                raise
             future.cancel()
             raise TimeoutError(f"operation did not finish within {timeout} s") from None
         except KeyboardInterrupt:

@@ -1,5 +1,45 @@
-"""Video sources: the latest-frame mailbox contract and its implementations."""
+"""Video sources: the latest-frame mailbox contract, its implementations and the hub.
 
+- :class:`FrameSource`: ``latest()`` (never blocks), ``await next_frame(after_seq,
+  timeout)``, ``wait_frame`` (sync), ``state`` / ``on_state``, ``metrics()``.
+- :class:`StreamSource`: RTSP/HTTP/… through OpenCV's FFmpeg backend on a reader thread
+  with a watchdog and reconnect; :class:`DeviceSource`: V4L2 devices;
+  :class:`VncSource`: a VNC server's framebuffer.
+- :class:`VideoFileSource`, :class:`ImageSource`, :class:`ImageFolderSource`: replay.
+- :func:`open_source` / :func:`release_source`: shared, reference-counted sources from
+  the :class:`SourceHub`; :func:`register_source` adds a URL scheme.
+"""
+
+from ._files import ImageFolderSource, ImageSource, VideoFileSource
+from ._hub import (
+    SourceHub,
+    get_hub,
+    open_source,
+    register_source,
+    registered_schemes,
+    release_source,
+    source_key,
+)
+from ._reader import DeviceSource, ReaderOptions, StreamSource
 from ._source import FrameSource, SourceMetrics, SourceState
+from ._vnc import VncSource
 
-__all__ = ["FrameSource", "SourceMetrics", "SourceState"]
+__all__ = [
+    "DeviceSource",
+    "FrameSource",
+    "ImageFolderSource",
+    "ImageSource",
+    "ReaderOptions",
+    "SourceHub",
+    "SourceMetrics",
+    "SourceState",
+    "StreamSource",
+    "VideoFileSource",
+    "VncSource",
+    "get_hub",
+    "open_source",
+    "register_source",
+    "registered_schemes",
+    "release_source",
+    "source_key",
+]

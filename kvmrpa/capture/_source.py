@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import enum
 import logging
 import threading
@@ -23,7 +24,6 @@ import numpy as np
 
 from .._errors import FrameTimeoutError
 from .._frame import Frame
-from .._runtime import run_sync
 from .._settings import get_settings
 from .._urls import redact_url
 
@@ -52,13 +52,15 @@ class SourceMetrics:
     reconnects: int
     age_s: float | None
     last_error: str | None
+    #: Connection attempts made (the first open counts; 0 for sources without one).
+    attempts: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "state": str(self.state), "fps": round(self.fps, 2), "frames": self.frames,
             "dropped": self.dropped, "reconnects": self.reconnects,
             "age_s": None if self.age_s is None else round(self.age_s, 4),
-            "last_error": self.last_error,
+            "last_error": self.last_error, "attempts": self.attempts,
         }
 
 
@@ -85,6 +87,7 @@ class FrameSource(abc.ABC):
         self._dropped = 0
         self._reconnects = 0
         self._last_error: str | None = None
+        self._attempts = 0
         self._times: deque[float] = deque(maxlen=512)
         self._started = False
 
@@ -135,9 +138,20 @@ class FrameSource(abc.ABC):
         return self._state
 
     def on_state(self, callback: Callable[[SourceState], None]) -> Callable[[], None]:
-        """Call ``callback(state)`` on every change; returns a function that unsubscribes."""
-        self._state_callbacks.append(callback)
-        return lambda: self._state_callbacks.remove(callback) if callback in self._state_callbacks else None
+        """Call ``callback(state)`` on every change; returns a function that unsubscribes.
+
+        Callbacks run in the thread that changed the state (often a reader thread):
+        keep them short, and hop to a loop with ``call_soon_threadsafe`` if needed.
+        """
+        with self._lock:
+            self._state_callbacks.append(callback)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if callback in self._state_callbacks:
+                    self._state_callbacks.remove(callback)
+
+        return unsubscribe
 
     def _set_state(self, state: SourceState, error: str | None = None) -> None:
         with self._lock:
@@ -147,9 +161,10 @@ class FrameSource(abc.ABC):
                 self._last_error = error
             if state == SourceState.RECONNECTING and changed:
                 self._reconnects += 1
+            callbacks = list(self._state_callbacks)
         if changed:
             log.info("source %s: %s%s", self.display_url, state, f" ({error})" if error else "")
-            for cb in list(self._state_callbacks):
+            for cb in callbacks:
                 try:
                     cb(state)
                 except Exception:  # a bad observer must not kill the producer
@@ -159,6 +174,11 @@ class FrameSource(abc.ABC):
         with self._lock:
             self._last_error = error
 
+    def _note_attempt(self) -> None:
+        """Count one connection attempt (shown in :meth:`metrics`)."""
+        with self._lock:
+            self._attempts += 1
+
     # -- producing -----------------------------------------------------------------
     def _publish(self, image: np.ndarray, captured: float | None = None) -> Frame:
         """Put a new image in the mailbox and wake every waiter."""
@@ -167,7 +187,7 @@ class FrameSource(abc.ABC):
             self._seq += 1
             if self._latest is not None and self._latest.seq > self._consumed_seq:
                 self._dropped += 1
-            frame = Frame(image, seq=self._seq, captured=captured, source_id=self.url)
+            frame = Frame(image, seq=self._seq, captured=captured, source_id=self.display_url)
             self._latest = frame
             self._frames += 1
             self._times.append(captured)
@@ -175,30 +195,23 @@ class FrameSource(abc.ABC):
             waiters, self._waiters = self._waiters, set()
         if self._state != SourceState.LIVE:
             self._set_state(SourceState.LIVE)
-        for loop, fut in waiters:
-            try:
-                loop.call_soon_threadsafe(_resolve, fut)
-            except RuntimeError:  # loop closed
-                pass
+        _resolve_all(waiters)
         return frame
 
     def _wake_all(self) -> None:
         with self._lock:
             self._cond.notify_all()
             waiters, self._waiters = self._waiters, set()
-        for loop, fut in waiters:
-            try:
-                loop.call_soon_threadsafe(_resolve, fut)
-            except RuntimeError:
-                pass
+        _resolve_all(waiters)
 
     # -- consuming -----------------------------------------------------------------
     def latest(self) -> Frame | None:
         """The newest frame, or ``None`` before the first one. Never blocks."""
-        frame = self._latest
-        if frame is not None and frame.seq > self._consumed_seq:
-            self._consumed_seq = frame.seq
-        return frame
+        with self._lock:
+            frame = self._latest
+            if frame is not None and frame.seq > self._consumed_seq:
+                self._consumed_seq = frame.seq
+            return frame
 
     async def next_frame(self, after_seq: int | None = None, timeout: float | None = None) -> Frame:
         """Wait for a frame newer than ``after_seq`` (any frame if ``None``).
@@ -225,17 +238,35 @@ class FrameSource(abc.ABC):
             except TimeoutError:
                 with self._lock:
                     self._waiters.discard(entry)
-                raise FrameTimeoutError(
-                    f"source {self.display_url}: no frame newer than seq {after_seq} within "
-                    f"{timeout:g} s (state {self._state})"
-                ) from None
+                raise self._timeout_error(after_seq, timeout) from None
             finally:
                 with self._lock:
                     self._waiters.discard(entry)
 
     def wait_frame(self, after_seq: int | None = None, timeout: float | None = None) -> Frame:
-        """Blocking form of :meth:`next_frame` for scripts and notebook cells."""
-        return run_sync(self.next_frame(after_seq, timeout))
+        """Blocking form of :meth:`next_frame` for scripts, notebook cells and threads.
+
+        Waits on the mailbox's condition directly (no event loop involved); never call it
+        on an event loop's thread.
+        """
+        timeout = get_settings().capture.next_frame_timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                frame = self._latest
+                if frame is not None and (after_seq is None or frame.seq > after_seq):
+                    self._consumed_seq = max(self._consumed_seq, frame.seq)
+                    return frame
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise self._timeout_error(after_seq, timeout)
+                self._cond.wait(remaining)
+
+    def _timeout_error(self, after_seq: int | None, timeout: float) -> FrameTimeoutError:
+        err = f"; last error: {self._last_error}" if self._last_error else ""
+        return FrameTimeoutError(
+            f"source {self.display_url}: no frame newer than seq {after_seq} within "
+            f"{timeout:g} s (state {self._state}{err})")
 
     # -- metrics -------------------------------------------------------------------
     def metrics(self) -> SourceMetrics:
@@ -246,7 +277,7 @@ class FrameSource(abc.ABC):
             fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 and recent[-1] > recent[0] else 0.0
             age = None if self._latest is None else now - self._latest.captured
             return SourceMetrics(self._state, fps, self._frames, self._dropped,
-                                 self._reconnects, age, self._last_error)
+                                 self._reconnects, age, self._last_error, self._attempts)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.display_url!r}, state={self._state})"
@@ -255,3 +286,9 @@ class FrameSource(abc.ABC):
 def _resolve(fut: asyncio.Future[None]) -> None:
     if not fut.done():
         fut.set_result(None)
+
+
+def _resolve_all(waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]]) -> None:
+    for loop, fut in waiters:
+        with contextlib.suppress(RuntimeError):  # the waiter's loop is closed
+            loop.call_soon_threadsafe(_resolve, fut)

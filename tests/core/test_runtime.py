@@ -177,3 +177,18 @@ _OUTPUT: list[str] = []
 def _collect(msg: dict) -> None:
     if msg["msg_type"] == "stream":
         _OUTPUT.extend(line for line in msg["content"]["text"].splitlines() if line)
+
+
+def test_a_timeout_error_raised_by_the_coroutine_passes_through() -> None:
+    from kvmrpa import FrameTimeoutError
+
+    rt = Runtime(pool_size=1, name="t-own-timeout")
+
+    async def fails() -> None:
+        raise FrameTimeoutError("no frame newer than 3")
+
+    try:
+        with pytest.raises(FrameTimeoutError, match="no frame newer than 3"):
+            rt.run(fails(), timeout=5)
+    finally:
+        rt.shutdown()
