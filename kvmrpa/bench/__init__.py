@@ -14,12 +14,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["GROUPS", "KEYS", "TARGETS", "BenchSkipped", "GroupResult", "run_groups"]
+__all__ = [
+    "EXTRA_KEYS", "GROUPS", "KEYS", "TARGETS", "BenchSkipped", "GroupResult", "Target", "run_groups",
+]
 
 log = logging.getLogger("kvmrpa.bench")
 
 
-class BenchSkipped(Exception):  # noqa: N818 - reads as "the bench was skipped"
+class BenchSkipped(Exception):
     """A benchmark group cannot run here; the message says why."""
 
 
@@ -45,26 +47,66 @@ KEYS: dict[str, tuple[str, ...]] = {
     ),
     "e2e": ("e2e.sim_reaction_ms_p50", "e2e.lab_reaction_ms_p50"),
 }
-GROUPS: tuple[str, ...] = tuple(KEYS)
+#: Groups whose figures are shown in the table but are not part of the ``--json`` contract.
+EXTRA_KEYS: dict[str, tuple[str, ...]] = {
+    "input": (
+        "input.vnc_click_ms_p50", "input.vnc_click_ms_p90",
+        "input.xdotool_click_ms_p50", "input.xdotool_click_ms_p90",
+    ),
+}
+GROUPS: tuple[str, ...] = (*KEYS, *EXTRA_KEYS)
 
-#: key → (comparison, target, baseline key or None) for the table.
-TARGETS: dict[str, tuple[str, float, str | None]] = {
-    "executor.parallel_speedup_2": (">=", 1.9, None),
-    "executor.parallel_speedup_8": (">=", 7.0, None),
-    "executor.overhead_us_per_node_chain": ("<=", 15.0, "executor.asyncio_task_baseline_us"),
-    "executor.overhead_us_per_node_fanout": ("<=", 15.0, "executor.asyncio_task_baseline_us"),
-    "executor.debug_attached_ratio": ("<=", 1.1, None),
-    "capture.frame_age_ms_p50": ("<=", 2.0, "capture.bare_loop_frame_age_ms_p50"),
-    "capture.open_s": ("<=", 0.3, "capture.open_s_default_options"),
-    "stream.encodes_per_frame_4_viewers": ("<=", 1.0, None),
-    "stream.encodes_per_frame_no_viewer": ("<=", 0.0, None),
-    "stream.loop_stall_p99_ms": ("<=", 1.5, "stream.loop_stall_p99_ms_inline_baseline"),
-    "stream.wire_bytes_per_jpeg_byte": ("<=", 1.05, None),
-    "vision.ocr_roi_ms": ("<=", 80.0, "vision.ocr_full_720p_ms"),
-    "vision.match_roi_ms": ("<=", 3.0, "vision.match_full_720p_ms"),
-    "vision.match_coarse_to_fine_720p_ms": ("<=", 5.0, "vision.match_full_720p_ms"),
-    "e2e.sim_reaction_ms_p50": ("<=", 150.0, None),
-    "e2e.lab_reaction_ms_p50": ("<=", 400.0, None),
+
+@dataclass(frozen=True)
+class Target:
+    """A figure's target: ``value <op> limit`` (``abs``), ``value / baseline <op> limit``
+    (``ratio``) or ``value - baseline <op> limit`` (``delta``)."""
+
+    op: str
+    limit: float
+    baseline: str | None = None
+    mode: str = "abs"
+
+    def measure(self, figures: dict[str, float | None], key: str) -> float | None:
+        value = figures.get(key)
+        base = figures.get(self.baseline) if self.baseline else None
+        if value is None or (self.mode != "abs" and base is None):
+            return None
+        if self.mode == "ratio":
+            return value / base if base else None
+        if self.mode == "delta":
+            return value - base
+        return value
+
+    def met(self, figures: dict[str, float | None], key: str) -> bool | None:
+        got = self.measure(figures, key)
+        if got is None:
+            return None
+        return got >= self.limit if self.op == ">=" else got <= self.limit
+
+    def __str__(self) -> str:
+        what = {"abs": "", "ratio": "ratio ", "delta": "diff "}[self.mode]
+        return f"{what}{self.op}{self.limit:g}"
+
+
+TARGETS: dict[str, Target] = {
+    "executor.parallel_speedup_2": Target(">=", 1.9),
+    "executor.parallel_speedup_8": Target(">=", 7.0),
+    "executor.overhead_us_per_node_chain": Target("<=", 15.0, "executor.asyncio_task_baseline_us"),
+    "executor.overhead_us_per_node_fanout": Target("<=", 15.0, "executor.asyncio_task_baseline_us"),
+    "executor.debug_attached_ratio": Target("<=", 1.1),
+    "capture.frame_age_ms_p50": Target("<=", 2.0, "capture.bare_loop_frame_age_ms_p50", "delta"),
+    "capture.open_s": Target("<=", 0.3, "capture.open_s_default_options"),
+    "stream.encodes_per_frame_4_viewers": Target("<=", 1.0),
+    "stream.encodes_per_frame_no_viewer": Target("<=", 0.0),
+    "stream.loop_stall_p99_ms": Target("<=", 1.5, "stream.loop_stall_p99_ms_inline_baseline"),
+    "stream.wire_bytes_per_jpeg_byte": Target("<=", 1.05),
+    "vision.ocr_roi_ms": Target("<=", 80.0, "vision.ocr_full_720p_ms"),
+    "vision.match_roi_ms": Target("<=", 3.0, "vision.match_full_720p_ms"),
+    "vision.match_coarse_to_fine_720p_ms": Target("<=", 5.0, "vision.match_full_720p_ms"),
+    "e2e.sim_reaction_ms_p50": Target("<=", 150.0),
+    "e2e.lab_reaction_ms_p50": Target("<=", 400.0),
+    "input.vnc_click_ms_p50": Target("<=", 2.0, "input.xdotool_click_ms_p50", "ratio"),
 }
 
 
@@ -84,7 +126,7 @@ def run_groups(groups: tuple[str, ...] = GROUPS, quick: bool = False,
     """Run the named groups in order; a failing or skipped group never stops the rest."""
     results = []
     for group in groups:
-        if group not in KEYS:
+        if group not in GROUPS:
             raise ValueError(f"unknown benchmark group {group!r}; groups: {', '.join(GROUPS)}")
         if progress:
             progress(group)
@@ -104,8 +146,9 @@ def run_groups(groups: tuple[str, ...] = GROUPS, quick: bool = False,
             res.skipped = f"failed: {type(exc).__name__}: {exc}"
             values = {}
         res.seconds = time.monotonic() - start
-        for key in KEYS[group]:
+        keys = KEYS.get(group) or EXTRA_KEYS[group]
+        for key in keys:
             res.values[key] = values.get(key)
-        res.extra = {k: v for k, v in values.items() if k not in KEYS[group]}
+        res.extra = {k: v for k, v in values.items() if k not in keys}
         results.append(res)
     return results

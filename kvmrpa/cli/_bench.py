@@ -23,7 +23,7 @@ def _fmt(v: float | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..bench import GROUPS, TARGETS, run_groups
+    from ..bench import GROUPS, KEYS, TARGETS, run_groups
 
     groups = tuple(args.only) if args.only else GROUPS
 
@@ -35,17 +35,18 @@ def run(args: argparse.Namespace) -> int:
         if res.skipped:
             print(f"bench: {res.group} skipped: {res.skipped}", file=sys.stderr)
     if args.json:
-        print(json.dumps({k: v for res in results for k, v in res.values.items()}))
+        print(json.dumps({k: v for res in results if res.group in KEYS
+                          for k, v in res.values.items()}))
         return 0
-    print(f"{'figure':<42} {'value':>9} {'baseline':>9} {'ratio':>7} {'target':>9}")
+    print(f"{'figure':<42} {'value':>9} {'baseline':>9} {'target':>12} {'met':>4}")
     for res in results:
         figures = {**res.values, **res.extra}
         for key, value in figures.items():
-            cmp, target, base_key = TARGETS.get(key, ("", float("nan"), None))
-            base = figures.get(base_key) if base_key else None
-            ratio = value / base if value is not None and base else None
-            tgt = f"{cmp}{target:g}" if cmp else ""
-            print(f"{key:<42} {_fmt(value):>9} {_fmt(base):>9} {_fmt(ratio):>7} {tgt:>9}")
+            target = TARGETS.get(key)
+            base = figures.get(target.baseline) if target and target.baseline else None
+            met = target.met(figures, key) if target else None
+            mark = {True: "yes", False: "NO", None: ""}[met]
+            print(f"{key:<42} {_fmt(value):>9} {_fmt(base):>9} {target or ''!s:>12} {mark:>4}")
         if res.skipped:
             print(f"  ({res.group} skipped: {res.skipped})")
     return 0
