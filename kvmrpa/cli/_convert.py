@@ -1,0 +1,87 @@
+"""``kvmrpa convert IN OUT``: write a flow file in the native format.
+
+``IN`` is a flow in the original system's format (detected automatically) or a native
+one. The original's shared blackboard is made explicit (edges added, each reported),
+plain-text passwords are replaced by ``${env:NAME}`` references (each reported with
+the variable to set), and the result is validated, then written atomically (a temporary
+file, fsync, rename). Warnings go to stderr as ``warning: …`` lines (``--strict`` turns
+them into problems); problems go to stdout, one per line, with exit code 2 and no file
+written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("convert", help="convert a flow file (original format) to the native format")
+    p.add_argument("source", metavar="IN", help="flow file to read (original or native format)")
+    p.add_argument("target", metavar="OUT", help="native flow file to write")
+    p.add_argument("--strict", action="store_true", help="treat import warnings as problems")
+    p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
+    p.set_defaults(func=run)
+
+
+def convert_document(doc: dict[str, Any]) -> tuple[Any, list[str], list[str], list[tuple[str, str, str]]]:
+    """``(flow or None, problem lines, warning lines, secrets replaced)`` for a parsed
+    document; never raises a :class:`~kvmrpa.KvmrpaError`."""
+    from .._errors import FlowValidationError, KvmrpaError
+    from ..engine._import import import_original, is_original
+    from ..engine._import_vision import resolve_blackboard, secure_secrets
+    from ..engine._validate import document_to_flow
+
+    warnings: list[Any] = []
+    problems: list[Any] = []
+    native: dict[str, Any] = doc
+    if is_original(doc):
+        native, warnings, problems = import_original(doc)
+        more_warnings, more_problems = resolve_blackboard(native)
+        warnings.extend(more_warnings)
+        problems.extend(more_problems)
+    secrets = secure_secrets(native)
+    flow = None
+    try:
+        flow = document_to_flow(native, origin="<converted>")
+    except FlowValidationError as exc:
+        problems.extend(exc.problems)
+    except KvmrpaError as exc:
+        problems.append(f"flow: {' '.join(str(exc).split())}")
+    return (None if problems else flow), [str(p) for p in problems], [str(w) for w in warnings], secrets
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .._errors import KvmrpaError
+    from ..engine._validate import read_document
+
+    target = Path(args.target)
+    if target.exists() and not args.force:
+        print(f"flow: {target} exists (use --force to overwrite)")
+        return 2
+    try:
+        doc = read_document(args.source)
+    except KvmrpaError as exc:
+        print(f"flow: {' '.join(str(exc).split())}")
+        return 2
+    flow, problems, warnings, secrets = convert_document(doc)
+    if args.strict and warnings:
+        problems = warnings + problems
+        warnings = []
+    for line in warnings:
+        print(f"warning: {line}", file=sys.stderr)
+    for owner, key, name in secrets:
+        where = "flow" if owner == "flow" else f"node {owner}"
+        print(f"warning: {where}: {key}: plain-text password replaced by ${{env:{name}}}; "
+              f"set {name} (URL-encoded) before running", file=sys.stderr)
+    if problems:
+        for line in problems:
+            print(line)
+        return 2
+    flow.save(target)
+    print(f"ok: wrote {target}: flow {flow.name!r}, {len(flow.nodes)} nodes, "
+          f"{len(flow.edges)} edges")
+    return 0
