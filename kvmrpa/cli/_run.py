@@ -1,0 +1,105 @@
+"""``kvmrpa run FLOW``: run a flow file headless.
+
+Options: ``--source URL`` / ``--input URL`` override the flow's video source and input
+driver; ``--passes N`` (0: until stopped; Ctrl-C stops cleanly); ``--duration S`` stops
+after S seconds; ``--interval S`` between passes; ``--var NAME=JSON`` sets a variable;
+``--json`` prints one JSON object at the end::
+
+    {"flow", "status": "ok"|"failed"|"stopped", "passes", "error",
+     "nodes": {id: {"type", "status", "runs", "started_s", "finished_s"}},
+     "variables", "actions", "source"}
+
+``started_s`` / ``finished_s`` are seconds from the start of the last pass. Exit status:
+0 ok (or stopped by ``--duration``), 1 failed, 2 the flow cannot be loaded (one line per
+problem, as ``kvmrpa validate``), 130 stopped by Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run a flow file")
+    p.add_argument("flow", metavar="FLOW", help="flow file (native or original format)")
+    p.add_argument("--source", metavar="URL", help="video source URL (overrides the flow's)")
+    p.add_argument("--input", metavar="URL", help="input driver URL (overrides the flow's)")
+    p.add_argument("--passes", type=int, default=None,
+                   help="passes to run; 0 runs until stopped (default: the flow's, else 1)")
+    p.add_argument("--duration", type=float, default=None, metavar="S",
+                   help="stop after S seconds")
+    p.add_argument("--interval", type=float, default=None, metavar="S",
+                   help="seconds between pass starts in loop mode")
+    p.add_argument("--var", action="append", default=[], metavar="NAME=JSON",
+                   help="set a variable (value parsed as JSON, else taken as a string)")
+    p.add_argument("--no-record", action="store_true", help="do not write a run record")
+    p.add_argument("--strict", action="store_true", help="refuse flows with import warnings")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.set_defaults(func=run)
+
+
+def _variables(items: list[str]) -> dict[str, Any]:
+    from .._errors import KvmrpaError
+
+    out: dict[str, Any] = {}
+    for item in items:
+        name, sep, raw = item.partition("=")
+        if not sep or not name.isidentifier():
+            raise KvmrpaError(f"--var {item!r}: expected NAME=VALUE")
+        try:
+            out[name] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[name] = raw
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from .._errors import KvmrpaError
+    from ..engine import FlowRun
+    from ._validate import load_checked
+
+    if args.passes is not None and args.passes < 0:
+        raise KvmrpaError(f"--passes must be >= 0, got {args.passes}")
+    if args.duration is not None and args.duration <= 0:
+        raise KvmrpaError(f"--duration must be > 0, got {args.duration}")
+    flow, problems, warnings = load_checked(args.flow, args.strict)
+    for line in warnings:
+        print(f"warning: {line}", file=sys.stderr)
+    if problems:
+        for line in problems:
+            print(line, file=sys.stderr if args.json else sys.stdout)
+        return 2
+    run_ = FlowRun(flow, passes=args.passes, interval=args.interval,  # type: ignore[arg-type]
+                   duration=args.duration, source=args.source, input=args.input,
+                   variables=_variables(args.var), record=not args.no_record)
+    interrupted = False
+    try:
+        run_.start()
+        while True:
+            try:
+                result = run_.result(timeout=0.25)
+                break
+            except TimeoutError:
+                continue
+    except KeyboardInterrupt:
+        interrupted = True
+        result = run_.stop(timeout=10.0) or run_.result(timeout=10.0)
+    if args.json:
+        print(json.dumps(result.as_dict(), ensure_ascii=False, default=repr))
+    else:
+        print(f"flow {result.flow!r}: {result.status}, {result.passes} pass(es), "
+              f"{result.duration:.3f} s")
+        for nid, info in result.nodes.items():
+            t = "" if info["started_s"] is None or info["finished_s"] is None else \
+                f"  {info['started_s']:.3f}-{info['finished_s']:.3f} s"
+            print(f"  {nid:<20} {info['type']:<12} {info['status']:<8} runs={info['runs']}{t}")
+        if result.error:
+            print(f"error: {result.error}")
+        if result.record:
+            print(f"record: {result.record}")
+    if interrupted:
+        return 130
+    return 1 if result.status == "failed" else 0

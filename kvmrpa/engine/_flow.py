@@ -1,0 +1,324 @@
+"""The flow model: nodes, edges, variables, metadata; JSON round trip; atomic save.
+
+Build a flow in code::
+
+    flow = Flow("demo")
+    check = flow.add("condition", "check", expression="count > 2")
+    flow.add(Wait(ms=100), "pause")
+    flow.connect("check", "pause", branch="true")
+    flow.save("demo.flow.json")
+
+The JSON form (``schema_version`` :data:`SCHEMA_VERSION`) is described by the JSON
+Schema shipped beside this module (``kvmrpa schema`` prints it). Saving is atomic: the
+data goes to a temporary file in the same folder, is fsynced, then renamed over the
+target, so a process killed mid-save leaves the old file or the new one. Secrets are
+``${env:NAME}`` references: they are saved as written and resolved only at run time; a
+URL with a plain-text password is refused on save.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .._errors import FlowError, FlowValidationError, Problem
+from ..nodes import ENV_REF, Node, get_node_class
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._executor import FlowRun, RunResult
+
+__all__ = ["SCHEMA_VERSION", "Edge", "Flow", "FlowNode"]
+
+#: Version of the native flow format written by this release.
+SCHEMA_VERSION = 1
+_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$")
+_PLAIN_PASSWORD = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^:@/]*:(?P<pw>[^@/]+)@")
+_VNC_SECRET = re.compile(r"^vnc://(?P<pw>[^:@/]+)@", re.IGNORECASE)
+
+
+def _has_plain_password(url: str) -> bool:
+    """``user:password@`` (or ``vnc://password@``) with a password that is not a reference."""
+    bare = ENV_REF.sub("", url)
+    return bool(_PLAIN_PASSWORD.match(bare) or _VNC_SECRET.match(bare))
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class Edge:
+    """A connection; ``branch`` set means "only when the source returned that label"
+    (``"error"``: only when the source failed)."""
+
+    source: str
+    target: str
+    branch: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"source": self.source, "target": self.target}
+        if self.branch is not None:
+            out["branch"] = self.branch
+        return out
+
+
+@dataclass
+class FlowNode:
+    """A node placed in a flow: its id, the node (parameters), label and position."""
+
+    id: str
+    node: Node
+    label: str = ""
+    position: tuple[float, float] = (0.0, 0.0)
+
+    @property
+    def type(self) -> str:
+        return self.node.type_name
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id, "type": self.type}
+        if self.label:
+            out["label"] = self.label
+        params = self.node.values()
+        if params:
+            out["params"] = params
+        out["position"] = [self.position[0], self.position[1]]
+        return out
+
+
+@dataclass
+class Flow:
+    """A flow: a DAG of nodes, plus variables, default source/input URLs and metadata."""
+
+    name: str = "flow"
+    description: str = ""
+    source: str | None = None
+    input: str | None = None
+    variables: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    passes: int | None = None
+    interval: float | None = None
+    created: str | None = None
+    updated: str | None = None
+    nodes: dict[str, FlowNode] = field(default_factory=dict)
+    edges: list[Edge] = field(default_factory=list)
+    #: Problems found while importing another format (not saved).
+    import_warnings: list[Problem] = field(default_factory=list)
+
+    # -- building ------------------------------------------------------------------------
+    def add(self, node: Node | str, id: str | None = None, *, label: str = "",
+            position: tuple[float, float] = (0.0, 0.0), **params: Any) -> Node:
+        """Add a node (an instance, or a type name plus parameters); returns the node."""
+        if isinstance(node, str):
+            cls = get_node_class(node)
+            if cls is None:
+                raise FlowError(f"unknown node type {node!r}", flow=self.name)
+            node = cls(**params)
+        elif params:
+            node.param.update(**params)
+        if not isinstance(node, Node):
+            raise TypeError(f"Flow.add expects a Node or a type name, got {type(node).__name__}")
+        if not node.type_name:
+            raise FlowError(f"{type(node).__name__} is not a registered node type", flow=self.name)
+        if id is None:
+            n = len(self.nodes) + 1
+            while f"{node.type_name}{n}" in self.nodes:
+                n += 1
+            id = f"{node.type_name}{n}"
+        if not _ID.match(id):
+            raise FlowError(f"node id {id!r} must match {_ID.pattern}", flow=self.name)
+        if id in self.nodes:
+            raise FlowError(f"node id {id!r} is already used", flow=self.name)
+        self.nodes[id] = FlowNode(id, node, label, (float(position[0]), float(position[1])))
+        return node
+
+    def _id_of(self, ref: str | Node) -> str:
+        if isinstance(ref, str):
+            if ref not in self.nodes:
+                raise FlowError(f"no node {ref!r} in the flow", flow=self.name)
+            return ref
+        for fn in self.nodes.values():
+            if fn.node is ref:
+                return fn.id
+        raise FlowError(f"{ref!r} is not a node of this flow", flow=self.name)
+
+    def connect(self, source: str | Node, target: str | Node, branch: str | None = None) -> Edge:
+        """Connect two nodes (ids or node objects); ``branch`` labels the edge."""
+        edge = Edge(self._id_of(source), self._id_of(target), branch)
+        self.edges.append(edge)
+        return edge
+
+    def disconnect(self, source: str | Node, target: str | Node) -> None:
+        s, t = self._id_of(source), self._id_of(target)
+        self.edges = [e for e in self.edges if (e.source, e.target) != (s, t)]
+
+    def remove(self, ref: str | Node) -> None:
+        """Remove a node and its edges."""
+        nid = self._id_of(ref)
+        del self.nodes[nid]
+        self.edges = [e for e in self.edges if nid not in (e.source, e.target)]
+
+    def __getitem__(self, node_id: str) -> Node:
+        try:
+            return self.nodes[node_id].node
+        except KeyError:
+            raise KeyError(f"flow {self.name!r} has no node {node_id!r}") from None
+
+    def __contains__(self, node_id: object) -> bool:
+        return node_id in self.nodes
+
+    def __iter__(self) -> Iterator[FlowNode]:
+        return iter(self.nodes.values())
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def id_of(self, node: Node) -> str:
+        """The id under which ``node`` is in this flow."""
+        return self._id_of(node)
+
+    # -- validation ----------------------------------------------------------------------
+    def problems(self) -> list[Problem]:
+        """Every problem of this flow (node checks and graph checks), all together."""
+        from ._validate import flow_problems
+
+        return flow_problems(self)
+
+    def validate(self) -> Flow:
+        """Raise :class:`FlowValidationError` listing every problem; returns ``self``."""
+        problems = self.problems()
+        if problems:
+            raise FlowValidationError(problems, flow=self.name)
+        return self
+
+    # -- JSON ----------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """The native JSON form (secret references kept as written)."""
+        out: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION, "name": self.name,
+            "description": self.description, "created": self.created, "updated": self.updated,
+            "source": self.source, "input": self.input,
+            "variables": dict(self.variables), "metadata": dict(self.metadata),
+        }
+        run: dict[str, Any] = {}
+        if self.passes is not None:
+            run["passes"] = self.passes
+        if self.interval is not None:
+            run["interval"] = self.interval
+        if run:
+            out["run"] = run
+        out["nodes"] = [fn.to_dict() for fn in self.nodes.values()]
+        out["edges"] = [e.to_dict() for e in self.edges]
+        return out
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, origin: str = "<dict>") -> Flow:
+        """Build a flow from native or original-format data, raising one
+        :class:`FlowValidationError` listing every problem."""
+        from ._validate import document_to_flow
+
+        return document_to_flow(data, origin=origin)
+
+    @classmethod
+    def from_json(cls, text: str | bytes, *, origin: str = "<string>") -> Flow:
+        from ._validate import parse_document
+
+        return cls.from_dict(parse_document(text, origin=origin), origin=origin)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Flow:
+        """Read a flow file (native or the original system's format, auto-detected)."""
+        from ._validate import read_document
+
+        return cls.from_dict(read_document(path), origin=str(path))
+
+    def plain_secrets(self) -> list[Problem]:
+        """Plain-text secrets that saving would write (URL passwords, Secret params)."""
+        from .._settings import Secret
+
+        out: list[Problem] = []
+        for fld in ("source", "input"):
+            url = getattr(self, fld)
+            if url and _has_plain_password(url):
+                out.append(Problem(None, fld, "the URL holds a plain-text password; "
+                                              "use ${env:NAME}"))
+        for fn in self.nodes.values():
+            for n in fn.node.param_names():
+                p = fn.node.param[n]
+                value = getattr(fn.node, n)
+                if isinstance(p, Secret) and value and not ENV_REF.fullmatch(value):
+                    out.append(Problem(fn.id, n, "a secret in plain text; use ${env:NAME}"))
+                elif isinstance(value, str) and _has_plain_password(value):
+                    out.append(Problem(fn.id, n, "a URL with a plain-text password; use ${env:NAME}"))
+        return out
+
+    def save(self, path: str | os.PathLike[str], *, allow_plain_secrets: bool = False) -> Path:
+        """Write the flow atomically (temp file, fsync, rename); returns the path."""
+        secrets = [] if allow_plain_secrets else self.plain_secrets()
+        if secrets:
+            raise FlowValidationError(secrets, flow=self.name)
+        target = Path(path)
+        self.created = self.created or _now()
+        self.updated = _now()
+        data = (self.to_json() + "\n").encode("utf-8")
+        atomic_write(target, data)
+        return target
+
+    # -- running -------------------------------------------------------------------------
+    def start(self, **options: Any) -> FlowRun:
+        """Start a run in the background (see :class:`FlowRun` for the options)."""
+        from ._executor import FlowRun
+
+        return FlowRun(self, **options).start()
+
+    def run(self, timeout: float | None = None, **options: Any) -> RunResult:
+        """Run (one pass by default) and block until it ends; returns the result."""
+        from ._executor import FlowRun
+
+        options.setdefault("passes", 1)
+        return FlowRun(self, **options).start().result(timeout)
+
+    async def arun(self, **options: Any) -> RunResult:
+        """Async form of :meth:`run`, usable from any event loop."""
+        from ._executor import FlowRun
+
+        options.setdefault("passes", 1)
+        run = FlowRun(self, **options)
+        await run.astart()
+        return await run.aresult()
+
+    def __repr__(self) -> str:
+        return f"Flow({self.name!r}, nodes={len(self.nodes)}, edges={len(self.edges)})"
+
+
+def atomic_write(target: Path, data: bytes) -> None:
+    """Write ``data`` to ``target`` so that readers see the old or the new content."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):
+        dfd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)

@@ -1,0 +1,107 @@
+"""``kvmrpa run`` / ``schema``: the exact JSON contract, exit codes, Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from kvmrpa import Flow
+from kvmrpa.cli import main
+from kvmrpa.engine import flow_schema
+
+
+def _save(flow: Flow, tmp_path: Path) -> str:
+    return str(flow.save(tmp_path / f"{flow.name}.json"))
+
+
+def test_run_json_contract(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    flow = Flow("contract", variables={"n": 0}, source="sim://one")
+    flow.add("variable", "inc", variable="n", operation="increment")
+    flow.add("condition", "c", expression="n > 100")
+    flow.add("wait", "never", ms=0)
+    flow.connect("inc", "c")
+    flow.connect("c", "never", branch="true")
+    path = _save(flow, tmp_path)
+    code = main(["run", path, "--json", "--no-record", "--passes", "2",
+                 "--input", "vnc://${env:NOPE}@127.0.0.1:5999", "--var", "n=10"])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert list(out) == ["flow", "status", "passes", "error", "nodes", "variables", "actions", "source"]
+    assert out["flow"] == "contract" and out["status"] == "ok" and out["passes"] == 2
+    assert out["error"] is None and out["variables"] == {"n": 12} and out["actions"] == []
+    assert set(out["nodes"]) == {"inc", "c", "never"}
+    inc = out["nodes"]["inc"]
+    assert set(inc) == {"type", "status", "runs", "started_s", "finished_s"}
+    assert inc["type"] == "variable" and inc["status"] == "done" and inc["runs"] == 2
+    assert 0 <= inc["started_s"] <= inc["finished_s"] <= out["nodes"]["c"]["started_s"]
+    assert out["nodes"]["never"] == {"type": "wait", "status": "skipped", "runs": 0,
+                                     "started_s": None, "finished_s": None}
+    assert out["source"]["url"] == "sim://one"
+    assert out["source"]["input"].startswith("vnc://")
+
+
+def test_run_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = Flow("boom")
+    bad.add("python", "p", code="raise RuntimeError('nope')")
+    assert main(["run", _save(bad, tmp_path), "--json", "--no-record"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["status"] == "failed" and "node p" in out["error"] and "nope" in out["error"]
+
+    endless = Flow("endless")
+    endless.add("wait", "w", ms=20)
+    assert main(["run", _save(endless, tmp_path), "--json", "--no-record", "--passes", "0",
+                 "--duration", "0.3"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["status"] == "stopped" and out["passes"] >= 1
+
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"schema_version": 1, "name": "x", "nodes": [{"id": "a", "type": "wait", '
+                      '"params": {"ms": -1}}], "edges": []}', "utf-8")
+    assert main(["run", str(broken)]) == 2
+    assert capsys.readouterr().out.startswith("node a: params.ms: invalid value -1")
+
+
+def test_ctrl_c_stops_cleanly(tmp_path: Path) -> None:
+    marker = tmp_path / "started"
+    flow = Flow("forever")
+    flow.add("python", "mark", code=f"open({str(marker)!r}, 'w').close()")
+    flow.add("wait", "w", ms=30_000)
+    flow.connect("mark", "w")
+    path = _save(flow, tmp_path)
+    # default SIGINT handling even if this test process inherited "ignore"
+    code = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            "from kvmrpa.cli import main; sys.exit(main(sys.argv[1:]))")
+    proc = subprocess.Popen([sys.executable, "-c", code, "run", path, "--json", "--passes", "0",
+                             "--no-record"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        for _ in range(1200):
+            if marker.exists() or proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        assert marker.exists(), "the run did not start"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    data = json.loads(out)
+    assert data["status"] == "stopped" and data["nodes"]["w"]["status"] == "failed"
+    assert data["nodes"]["mark"]["status"] == "done"
+
+
+def test_schema_command_prints_the_shipped_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["schema"]) == 0
+    assert json.loads(capsys.readouterr().out) == flow_schema()
+    assert main(["schema", "--nodes"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["nodes"]["wait"]["params"]["ms"]["minimum"] == 0

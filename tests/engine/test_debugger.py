@@ -1,0 +1,156 @@
+"""Step-through debugging on the same executor: breakpoints, pause, step, run-to, re-runs."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from kvmrpa import Flow, FlowRun, FlowStateError, FlowValidationError
+
+
+def _chain() -> Flow:
+    flow = Flow("dbg", variables={"n": 0})
+    flow.add("variable", "a", variable="n", operation="increment")
+    flow.add("python", "b", code="doubled = variables['n'] * 2", outputs=["doubled"])
+    flow.add("variable", "c", variable="n", operation="increment", value=10)
+    flow.add("python", "d", inputs=["doubled"], code="final = doubled + 1", outputs=["final"])
+    flow.connect("a", "b")
+    flow.connect("b", "c")
+    flow.connect("c", "d")
+    return flow
+
+
+def test_breakpoint_pauses_before_the_node_and_inspection_shows_io() -> None:
+    run = FlowRun(_chain(), record=False, breakpoints=["c"])
+    dbg = run.debugger
+    run.start()
+    dbg.wait_paused()
+    assert run.status == "paused" and dbg.paused_at == "c" and dbg.held == ["c"]
+    assert run.nodes["a"].status == "done" and run.nodes["b"].output == {"doubled": 2}
+    assert run.nodes["c"].status == "held" and run.nodes["d"].status == "pending"
+    assert list(dbg.inputs("c")) == ["b"] and dbg.inputs("c")["b"] == {"doubled": 2}
+    dbg.resume()
+    result = run.result(30)
+    assert result.status == "ok" and result.variables["n"] == 11
+    assert run.nodes["d"].output == {"final": 3}
+
+
+def test_step_starts_exactly_one_node_then_stays_paused() -> None:
+    flow = Flow("steps")
+    for n in ("x", "y", "z"):
+        flow.add("wait", n, ms=0)
+    flow.add("wait", "join", ms=0)
+    for n in ("x", "y", "z"):
+        flow.connect(n, "join")
+    run = FlowRun(flow, record=False, debug=True)
+    dbg = run.debugger
+    dbg.pause(wait=False)
+    run.start()
+    dbg.wait_paused()
+    assert sorted(dbg.held) == ["x", "y", "z"]
+    first = dbg.step()
+    assert first == "x" and run.nodes["x"].status == "done"
+    assert sorted(dbg.held) == ["y", "z"] and run.status == "paused"
+    assert dbg.step() == "y"
+    assert dbg.step() == "z"
+    assert dbg.step() == "join"  # became ready when z finished; started by this step
+    assert run.nodes["join"].status == "done"
+    assert run.result(30).status == "ok"
+
+
+def test_pause_lets_in_flight_nodes_finish_and_run_to_stops_before_a_node() -> None:
+    flow = Flow("runto")
+    flow.add("wait", "slow", ms=200)
+    flow.add("wait", "mid", ms=0)
+    flow.add("wait", "end", ms=0)
+    flow.connect("slow", "mid")
+    flow.connect("mid", "end")
+    run = FlowRun(flow, record=False, debug=True)
+    dbg = run.debugger
+    sub = run.events()
+    run.start()
+    while (ev := sub.get(10)) is not None and ev.kind != "node_started":
+        pass
+    dbg.pause()  # waits until "slow" has finished; "mid" is held
+    assert run.nodes["slow"].status == "done" and dbg.held == ["mid"]
+    dbg.run_to("end")
+    assert dbg.paused_at == "end" and run.nodes["mid"].status == "done"
+    assert run.nodes["end"].status == "held"
+    kinds = []
+    while (ev := sub.get(0.5)) is not None and ev.kind != "flow_finished":
+        kinds.append((ev.kind, getattr(ev, "node", None), getattr(ev, "reason", None)))
+    assert ("paused", None, "pause") in kinds and ("paused", "end", "run_to") in kinds
+    dbg.resume()
+    assert run.result(30).status == "ok"
+
+
+def test_rerun_node_with_edited_params_on_cached_inputs() -> None:
+    flow = _chain()
+    run = FlowRun(flow, record=False, breakpoints=["d"])
+    dbg = run.debugger
+    run.start()
+    dbg.wait_paused()
+    rec = dbg.rerun_node("b", code="doubled = variables['n'] * 100")
+    assert rec.status == "done" and rec.output == {"doubled": 1100}  # n is 11 now
+    assert run.nodes["a"].runs == 1 and run.nodes["c"].runs == 1  # nothing else re-ran
+    assert flow["b"].code == "doubled = variables['n'] * 100"
+    with pytest.raises(FlowValidationError, match="node b: code"):
+        dbg.rerun_node("b", code="(")
+    with pytest.raises(FlowStateError, match="held"):
+        dbg.rerun_node("d")
+    dbg.resume()
+    run.result(30)
+    assert run.nodes["d"].output == {"final": 1101}  # d saw b's new output
+
+
+def test_rerun_from_reuses_upstream_and_invalidates_downstream() -> None:
+    flow = _chain()
+    run = FlowRun(flow, record=False, debug=True)
+    run.start()
+    first = run.result(30)
+    assert first.variables["n"] == 11 and run.nodes["d"].output == {"final": 3}
+    with pytest.raises(FlowStateError):
+        asyncio.run(run.debugger.arerun_node("zz"))
+    result = run.debugger.rerun_from("c", value=5)
+    assert result.status == "ok"
+    assert result.nodes["a"]["runs"] == 1 and result.nodes["b"]["runs"] == 1  # reused
+    assert result.nodes["c"]["runs"] == 2 and result.nodes["d"]["runs"] == 2
+    assert result.variables["n"] == 16
+    assert run.nodes["d"].output == {"final": 3}  # b's cached output (2) + 1
+
+
+def test_debugger_commands_work_from_async_code() -> None:
+    async def scenario() -> tuple[str | None, str]:
+        run = FlowRun(_chain(), record=False, breakpoints=["b"])
+        await run.astart()
+        await run.debugger.await_paused()
+        at = run.debugger.paused_at
+        stepped = await run.debugger.astep()
+        await run.debugger.aresume()
+        result = await run.aresult()
+        return at, f"{stepped}:{result.status}"
+
+    assert asyncio.run(scenario()) == ("b", "b:ok")
+
+
+def test_stop_while_paused() -> None:
+    run = FlowRun(_chain(), record=False, breakpoints=["b"])
+    run.start()
+    run.debugger.wait_paused()
+    result = run.stop(timeout=10)
+    assert result is not None and result.status == "stopped"
+    assert result.nodes["b"]["status"] == "pending"
+
+
+def test_sync_facade_works_where_an_event_loop_is_already_running() -> None:
+    # A notebook cell runs synchronously while the kernel's own loop is running.
+    async def cell() -> tuple[str | None, str]:
+        run = FlowRun(_chain(), record=False, breakpoints=["c"])
+        run.start()
+        run.debugger.wait_paused()
+        at = run.debugger.paused_at
+        run.debugger.resume()
+        return at, run.result(30).status
+
+    assert asyncio.run(cell()) == ("c", "ok")
