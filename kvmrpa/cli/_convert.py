@@ -30,7 +30,7 @@ def convert_document(doc: dict[str, Any]) -> tuple[Any, list[str], list[str], li
     document; never raises a :class:`~kvmrpa.KvmrpaError`."""
     from .._errors import FlowValidationError, KvmrpaError
     from ..engine._import import import_original, is_original
-    from ..engine._import_vision import resolve_blackboard, secure_secrets
+    from ..engine._import_vision import secure_secrets
     from ..engine._validate import document_to_flow
 
     warnings: list[Any] = []
@@ -38,9 +38,6 @@ def convert_document(doc: dict[str, Any]) -> tuple[Any, list[str], list[str], li
     native: dict[str, Any] = doc
     if is_original(doc):
         native, warnings, problems = import_original(doc)
-        more_warnings, more_problems = resolve_blackboard(native)
-        warnings.extend(more_warnings)
-        problems.extend(more_problems)
     secrets = secure_secrets(native)
     flow = None
     try:

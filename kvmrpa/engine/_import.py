@@ -28,7 +28,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._errors import Problem
-from ..nodes._registry import Mapped, OriginalNode, find_import_mapper, register_import_mapper
+from ..nodes._registry import (
+    Mapped,
+    OriginalNode,
+    find_import_mapper,
+    import_passes,
+    register_import_mapper,
+)
 from ._flow import SCHEMA_VERSION
 
 __all__ = [
@@ -170,4 +176,8 @@ def import_original(doc: Mapping[str, Any]) -> tuple[dict[str, Any], list[Proble
         "variables": variables, "metadata": metadata,
         "nodes": native_nodes, "edges": native_edges,
     }
+    for import_pass in import_passes():
+        more_warnings, more_problems = import_pass(native)
+        warnings.extend(more_warnings)
+        problems.extend(more_problems)
     return native, warnings, problems

@@ -7,7 +7,7 @@ Registers, on :mod:`kvmrpa.engine._import`'s mechanism, the mappers of ``rtsp_so
 
 The original nodes shared a blackboard: the last frame, the last OCR result, the last
 detections. kvmrpa passes results along edges instead, so :func:`resolve_blackboard`
-(run on the imported document) points every node that read the blackboard at the node
+(an import pass, run on every imported document) points every node that read the blackboard at the node
 that wrote it last in the original's order: when that node is not already upstream,
 an edge is added and reported; when no node ever wrote it, the flow cannot run as it
 did and the node is named in a problem. It also gives the flow its default source
@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .._errors import Problem
-from ..nodes import ENV_REF
+from ..nodes import ENV_REF, register_import_pass
 from ._import import Mapped, OriginalNode, register_import_mapper
 
 __all__ = ["env_name_for", "resolve_blackboard", "secure_secrets"]
@@ -442,6 +442,7 @@ def _original_order(ids: list[str], edges: Iterable[tuple[str, str]]) -> list[st
     return order
 
 
+@register_import_pass
 def resolve_blackboard(doc: dict[str, Any]) -> tuple[list[Problem], list[Problem]]:
     """Make an imported native document's blackboard reads explicit (in place).
 

@@ -5,7 +5,8 @@
 * :func:`register_node`, :func:`get_node_class`, :func:`node_types` — the registry of
   stable type names; third-party types use the entry-point group ``kvmrpa.nodes``;
 * :func:`register_import_mapper` (with :class:`OriginalNode`, :class:`Mapped`) — how a
-  node module maps original-format node types onto its native types;
+  node module maps original-format node types onto its native types, and
+  :func:`register_import_pass` for rewrites of the whole imported flow;
 * logic nodes (:mod:`kvmrpa.nodes.logic`): ``wait``, ``variable``, ``condition``,
   ``loop``, ``python``. Vision, action and source nodes live in their own modules of
   this package and register themselves the same way.
@@ -20,8 +21,10 @@ from ._registry import (
     OriginalNode,
     find_import_mapper,
     get_node_class,
+    import_passes,
     node_types,
     register_import_mapper,
+    register_import_pass,
     register_node,
 )
 from .logic import Condition, Loop, PythonCode, Variable, Wait, evaluate
@@ -42,8 +45,10 @@ __all__ = [
     "evaluate",
     "find_import_mapper",
     "get_node_class",
+    "import_passes",
     "node_types",
     "register_import_mapper",
+    "register_import_pass",
     "register_node",
     "resolve_env_refs",
 ]

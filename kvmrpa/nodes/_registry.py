@@ -43,8 +43,10 @@ __all__ = [
     "OriginalNode",
     "find_import_mapper",
     "get_node_class",
+    "import_passes",
     "node_types",
     "register_import_mapper",
+    "register_import_pass",
     "register_node",
 ]
 
@@ -232,3 +234,25 @@ def find_import_mapper(onode: OriginalNode) -> Mapper | None:
         if accepts is None or accepts(onode):
             return mapper
     return None
+
+
+ImportPass = Callable[[dict[str, Any]], tuple[list[Problem], list[Problem]]]
+_passes: list[ImportPass] = []
+
+
+def register_import_pass(fn: ImportPass) -> ImportPass:
+    """Run ``fn(native_document)`` on every imported flow after all nodes are mapped.
+
+    A pass rewrites the document in place (for example, to turn the original system's
+    shared blackboard into explicit edges) and returns ``(warnings, problems)``.
+    """
+    with _mappers_lock:
+        if fn not in _passes:
+            _passes.append(fn)
+    return fn
+
+
+def import_passes() -> tuple[ImportPass, ...]:
+    """The registered whole-flow import passes, in registration order."""
+    with _mappers_lock:
+        return tuple(_passes)

@@ -143,12 +143,12 @@ def test_blackboard_reads_become_edges(dialog: Screen, dialog_url: str,
                                        dryrun: tuple[str, Any]) -> None:
     url, _driver = dryrun
     doc = load_doc("blackboard", IMAGE_URL=dialog_url)
-    native, _warnings, problems = import_original(doc)
-    assert problems == []
-    warnings, problems = resolve_blackboard(native)
+    native, warnings, problems = import_original(doc)  # runs the blackboard pass
     assert problems == []
     assert {"source": "ocr", "target": "click"} in native["edges"]
-    assert [(w.node, "node ocr" in w.message) for w in warnings] == [("click", True)]
+    board = [w for w in warnings if "blackboard" in w.message]
+    assert [(w.node, "node ocr" in w.message) for w in board] == [("click", True)]
+    assert resolve_blackboard(native) == ([], [])  # idempotent: nothing left to resolve
     assert native["source"] == dialog_url
     flow = Flow.from_dict(native)
     result = flow.run(timeout=90, input=url)
@@ -195,6 +195,10 @@ def _one(type_name: str, **props: Any) -> tuple[dict[str, Any], list[Any], list[
         {"id": "n", "type": type_name, "label": "", "x": 0, "y": 0, "properties": props}],
         "edges": [], "variables": {}, "created_at": "", "updated_at": ""}
     native, warnings, problems = import_original(doc)
+    # One node alone reads a blackboard nobody wrote; that pass has its own tests above.
+    problems = [p for p in problems if "no frame to read" not in p.message
+                and "runs before it" not in p.message]
+    warnings = [w for w in warnings if "blackboard" not in w.message]
     return (native["nodes"][0] if native["nodes"] else {}), warnings, problems
 
 
