@@ -1,1 +1,44 @@
-"""Panel components for kvmrpa (installed as ``kvmrpa.widgets``)."""
+"""Panel components for kvmrpa (installed as ``kvmrpa.widgets``).
+
+* :class:`LiveView` — live video of a source on a canvas: overlays, hold, zoom, click
+  for a point, drag for a region, "save as template", console mode;
+* :class:`NodeEditor` — a node's parameter form and "Run on current frame";
+* :class:`FlowView` — a flow's graph with live node states; click to select;
+* :class:`FlowEditor` — add a node from the palette, connect, disconnect, delete, save;
+* :class:`Debugger` — Run / Pause / Step / Continue / Stop, breakpoints, timeline,
+  inspector;
+* :class:`Dashboard` / :class:`DashboardApp` — the app-mode page ``kvmrpa serve`` shows.
+
+Each works in JupyterLab, under ``panel serve`` and inside ipywidgets layouts through
+``pn.ipywidget``. The streaming service they share (one JPEG encode per frame however
+many viewers, none without viewers, never on the event loop) is
+:mod:`kvmrpa.widgets._encoder`, which needs no UI package.
+"""
+
+from ._dashboard import Dashboard, DashboardApp
+from ._debugger import Debugger
+from ._encoder import EncodedFrame, FrameEncoder, FrameStreamer, get_encoder
+from ._floweditor import FlowEditor
+from ._flowview import FlowView
+from ._liveview import LiveView
+from ._nodeeditor import NodeEditor
+from ._overlays import draw_overlays, overlays_from
+from ._runstate import RunState, layered_layout
+
+__all__ = [
+    "Dashboard",
+    "DashboardApp",
+    "Debugger",
+    "EncodedFrame",
+    "FlowEditor",
+    "FlowView",
+    "FrameEncoder",
+    "FrameStreamer",
+    "LiveView",
+    "NodeEditor",
+    "RunState",
+    "draw_overlays",
+    "get_encoder",
+    "layered_layout",
+    "overlays_from",
+]

@@ -1,0 +1,257 @@
+"""Benchmark group ``stream``: live video to viewers (the review's item 2.1).
+
+Figures, each next to its baseline in the same run:
+
+* ``stream.encodes_per_frame_4_viewers``: JPEG encodes per frame shown while four
+  viewers watch one source (target 1.0; per-viewer encoding would be 4.0);
+* ``stream.encodes_per_frame_no_viewer``: encodes per frame produced while nobody
+  watches (target 0);
+* ``stream.loop_stall_p99_ms``: p99 lateness of a 1 ms ticker on the runtime loop while
+  four viewers watch a 1080p 15 fps source, encoding offloaded to the pool;
+  ``stream.loop_stall_p99_ms_inline_baseline``: the same with encoding on the loop;
+* ``stream.loop_stall_p99_ms_no_viewer`` (extra): the same ticker with nobody watching,
+  the machine's noise floor;
+* ``stream.wire_bytes_per_jpeg_byte``: websocket bytes per JPEG byte for one frame
+  (Bokeh's binary buffers; base64 would cost 1.33).
+
+In full mode (not ``--quick``), when Playwright and the system Chromium are there, two
+extra figures: ``stream.browser_fps_720p30`` (frames drawn per second by a headless
+browser watching a 30 fps 720p source through a served LiveView; target >= 25) and
+``stream.server_cpu_pct`` (CPU of this process meanwhile, % of one core; target <= 10).
+
+The streaming code lives in ``kvmrpa.widgets``; it is imported when the group runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import statistics
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+from .._runtime import Runtime
+from ..capture import FrameSource
+
+__all__ = ["run"]
+
+
+class _SyntheticSource(FrameSource):
+    """A 1080p source at ``fps`` from pre-rendered noisy pictures (realistic JPEG sizes)."""
+
+    def __init__(self, fps: float = 15.0, size: tuple[int, int] = (1920, 1080),
+                 desktop: bool = False) -> None:
+        super().__init__("bench://stream")
+        self._fps = fps
+        w, h = size
+        if desktop:  # flat colours, windows and text, a changing clock: a screen's content
+            self._pictures = [_desktop(w, h, i) for i in range(8)]
+        else:  # noisy gradients: the expensive case for JPEG
+            rng = np.random.default_rng(1)
+            base = np.zeros((h, w, 3), np.uint8)
+            base[:, :, 0] = np.linspace(0, 255, w, dtype=np.uint8)[None, :]
+            base[:, :, 1] = np.linspace(0, 255, h, dtype=np.uint8)[:, None]
+            self._pictures = [
+                np.clip(base.astype(np.int16) + rng.integers(-12, 12, base.shape), 0, 255)
+                .astype(np.uint8) for _ in range(4)]
+        self._halt = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _start(self) -> None:
+        self._halt.clear()
+        self._thread = threading.Thread(target=self._loop, name="bench-source", daemon=True)
+        self._thread.start()
+
+    def _stop(self) -> None:
+        self._halt.set()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def _loop(self) -> None:
+        i = 0
+        period = 1.0 / self._fps
+        next_t = time.monotonic()
+        while not self._halt.is_set():
+            self._publish(self._pictures[i % len(self._pictures)])
+            i += 1
+            next_t += period
+            self._halt.wait(max(0.0, next_t - time.monotonic()))
+
+
+def _desktop(w: int, h: int, i: int) -> np.ndarray:
+    import cv2
+
+    img = np.full((h, w, 3), (140, 100, 40), np.uint8)
+    for k, (x, y) in enumerate(((60, 60), (w // 2, 90), (200, h // 2))):
+        cv2.rectangle(img, (x, y), (x + 420, y + 220), (236, 236, 236), -1)
+        cv2.rectangle(img, (x, y), (x + 420, y + 28), (150, 90, 40), -1)
+        cv2.putText(img, f"Window {k} - kvmrpa", (x + 10, y + 20), cv2.FONT_HERSHEY_SIMPLEX,
+                    0.6, (255, 255, 255), 1, cv2.LINE_AA)
+        cv2.putText(img, "Hello kvmrpa 123", (x + 20, y + 90), cv2.FONT_HERSHEY_SIMPLEX, 0.9,
+                    (20, 20, 20), 2, cv2.LINE_AA)
+    cv2.rectangle(img, (0, h - 40), (w, h), (40, 40, 40), -1)
+    cv2.putText(img, f"12:00:{i:02d}", (w - 150, h - 12), cv2.FONT_HERSHEY_SIMPLEX, 0.7,
+                (230, 230, 230), 2, cv2.LINE_AA)
+    return img
+
+
+async def _ticker(stop_at: float, lateness: list[float]) -> None:
+    while time.monotonic() < stop_at:
+        t = time.monotonic()
+        await asyncio.sleep(0.001)
+        lateness.append(max(0.0, time.monotonic() - t - 0.001))
+
+
+def _watch(runtime: Runtime, encoder: Any, source: FrameSource, viewers: int,
+           seconds: float) -> tuple[list[float], set[int]]:
+    enc_mod = importlib.import_module("kvmrpa.widgets._encoder")
+    shown: set[int] = set()
+    streamers: list[Any] = []
+    lock = threading.Lock()
+
+    for _ in range(viewers):
+        def send(e: Any, idx: int = len(streamers)) -> None:
+            with lock:
+                shown.add(e.seq)
+            streamers[idx].ack(e.seq)
+
+        streamers.append(enc_mod.FrameStreamer(
+            source, send, encoder=encoder, runtime=runtime, fps=lambda: 15.0))
+    lateness: list[float] = []
+    try:
+        for s in streamers:
+            s.start()
+        time.sleep(0.3)  # warm up: first frames, pool threads
+        runtime.run(_ticker(time.monotonic() + seconds, lateness), timeout=seconds + 30)
+    finally:
+        for s in streamers:
+            s.stop(wait=5)
+    return lateness, shown
+
+
+def _p99_ms(values: list[float]) -> float | None:
+    if len(values) < 10:
+        return None
+    return statistics.quantiles(values, n=100)[98] * 1000
+
+
+def run(quick: bool) -> dict[str, float | None]:
+    enc_mod = importlib.import_module("kvmrpa.widgets._encoder")
+    wire = importlib.import_module("kvmrpa.widgets._wire")
+    seconds = 3.0 if quick else 10.0
+    runtime = Runtime(name="bench-stream")
+    source = _SyntheticSource().start()
+    out: dict[str, float | None] = {}
+    try:
+        # Nobody watches: frames are produced, none is encoded.
+        # The ticker runs meanwhile: its lateness is this machine's noise floor.
+        idle = enc_mod.FrameEncoder(runtime=runtime)
+        first = source.metrics().frames
+        idle_lateness: list[float] = []
+        runtime.run(_ticker(time.monotonic() + min(seconds, 2.0), idle_lateness),
+                    timeout=seconds + 30)
+        produced = source.metrics().frames - first
+        out["stream.encodes_per_frame_no_viewer"] = idle.encodes / max(1, produced)
+        out["stream.loop_stall_p99_ms_no_viewer"] = _p99_ms(idle_lateness)
+
+        # Four viewers, encoding offloaded to the pool.
+        offloaded = enc_mod.FrameEncoder(runtime=runtime)
+        lateness, shown = _watch(runtime, offloaded, source, 4, seconds)
+        out["stream.encodes_per_frame_4_viewers"] = offloaded.encodes / max(1, len(shown))
+        out["stream.loop_stall_p99_ms"] = _p99_ms(lateness)
+        out["stream.frames_shown_offloaded"] = float(len(shown))
+
+        # Baseline: the same viewers with encoding on the loop.
+        inline = enc_mod.FrameEncoder(runtime=runtime, inline=True)
+        lateness_inline, shown_inline = _watch(runtime, inline, source, 4, seconds)
+        out["stream.loop_stall_p99_ms_inline_baseline"] = _p99_ms(lateness_inline)
+        out["stream.frames_shown_inline"] = float(len(shown_inline))
+
+        frame = source.latest()
+        if frame is None:
+            out["stream.wire_bytes_per_jpeg_byte"] = None
+        else:
+            encoded = runtime.run(offloaded.encode(frame), timeout=30)
+            out["stream.wire_bytes_per_jpeg_byte"] = wire.frame_wire_bytes(encoded) / encoded.nbytes
+            out["stream.jpeg_kib"] = encoded.nbytes / 1024
+    finally:
+        source.stop()
+        runtime.shutdown()
+    if not quick:
+        out.update(_browser_fps())
+    return out
+
+
+_COUNT_FRAMES = """(ms) => new Promise((resolve) => {
+  const canvas = document.querySelector('[aria-label="Live view"]')
+    || [...document.querySelectorAll('*')].map(e => e.shadowRoot).filter(Boolean)
+         .map(r => r.querySelector('[aria-label="Live view"]')).find(Boolean);
+  let n = 0;
+  const obs = new MutationObserver(() => { n += 1 });
+  obs.observe(canvas, {attributes: true, attributeFilter: ["data-frame-seq"]});
+  setTimeout(() => { obs.disconnect(); resolve(n) }, ms);
+})"""
+
+
+def _browser_fps(seconds: float = 6.0) -> dict[str, float | None]:
+    """Frames per second a headless Chromium draws from a 30 fps 720p source, and the
+    CPU this process spends serving them."""
+    import os
+    import socket
+
+    chromium = "/usr/bin/chromium"
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return {"stream.browser_fps_720p30": None, "stream.server_cpu_pct": None}
+    if not os.path.exists(chromium):
+        return {"stream.browser_fps_720p30": None, "stream.server_cpu_pct": None}
+    pn = importlib.import_module("panel")
+    live_mod = importlib.import_module("kvmrpa.widgets")
+    source = _SyntheticSource(fps=30.0, size=(1280, 720), desktop=True).start()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+
+    def app() -> Any:
+        return live_mod.LiveView(source, fps=30.0, width=1280, height=760,
+                                 sizing_mode="fixed")
+
+    server = pn.serve(app, address="127.0.0.1", port=port, threaded=True, show=False,
+                      websocket_origin=[f"127.0.0.1:{port}"])
+    out: dict[str, float | None] = {}
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, headless=True, args=[
+                "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update",
+                "--disable-sync"])
+            try:
+                page = browser.new_page(viewport={"width": 1300, "height": 800})
+                deadline = time.monotonic() + 60
+                while True:
+                    try:
+                        page.goto(f"http://127.0.0.1:{port}/", timeout=10_000)
+                        break
+                    except Exception:
+                        if time.monotonic() > deadline:
+                            raise
+                        time.sleep(0.5)
+                page.get_by_label("Live view").wait_for(timeout=60_000)
+                time.sleep(1.5)  # warm up
+                # The server's CPU: the whole process minus this thread (the browser
+                # driver's client, which waits in evaluate()).
+                cpu0, own0, wall0 = time.process_time(), time.thread_time(), time.monotonic()
+                frames = page.evaluate(_COUNT_FRAMES, int(seconds * 1000))
+                cpu1, own1, wall1 = time.process_time(), time.thread_time(), time.monotonic()
+                out["stream.browser_fps_720p30"] = frames / seconds
+                out["stream.server_cpu_pct"] = ((cpu1 - cpu0) - (own1 - own0)) / (wall1 - wall0) * 100
+            finally:
+                browser.close()
+    finally:
+        server.stop()
+        source.stop()
+    return out

@@ -1,0 +1,163 @@
+"""LiveView without a browser: streaming follows views, messages set point/region,
+console mode drives the input driver, templates are written."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import cv2
+import numpy as np
+import pytest
+from kvmrpa.widgets import LiveView, overlays_from
+from kvmrpa.widgets._liveview import browser_key
+
+from kvmrpa import VisionError
+
+from ._sources import ManualSource, RecordingDriver, TickingSource
+from .test_encoder import wait_until
+
+
+class Box:
+    def __init__(self, bbox, **kw):
+        self.bbox = bbox
+        self.__dict__.update(kw)
+
+
+def test_streams_only_while_displayed_and_not_held() -> None:
+    src = TickingSource(fps=30).start()
+    lv = LiveView(src, fps=60)
+    try:
+        assert not lv.watching and not lv.streaming
+        time.sleep(0.2)
+        assert lv.frames_sent == 0
+        root = lv.get_root()
+        assert lv.watching
+        wait_until(lambda: lv.frames_sent >= 3)
+        lv.paused = True
+        wait_until(lambda: not lv.streaming)
+        held = lv.frames_sent
+        time.sleep(0.3)
+        assert lv.frames_sent <= held + 1  # at most one frame already in flight
+        lv.paused = False
+        wait_until(lambda: lv.frames_sent >= held + 3)
+        lv._cleanup(root)
+        assert not lv.watching
+        wait_until(lambda: not lv.streaming)
+    finally:
+        lv.close()
+        src.stop()
+
+
+def test_model_carries_view_state_not_python_objects() -> None:
+    src = ManualSource()
+    lv = LiveView(src, region=(1, 2, 3, 4))
+    root = lv.get_root()
+    try:
+        data = root.data
+        assert tuple(data.region) == (1, 2, 3, 4)
+        assert not hasattr(data, "source") and not hasattr(data, "driver")
+        esm = root.esm
+        assert 'canvas.setAttribute("aria-label", "Live view")' in esm
+        assert "canvas.dataset.frameSeq = String(seq)" in esm
+    finally:
+        lv._cleanup(root)
+        lv.close()
+
+
+def test_point_and_region_messages() -> None:
+    lv = LiveView(ManualSource())
+    lv._handle_msg({"kind": "point", "x": 10, "y": 20})
+    assert lv.point == (10.0, 20.0)
+    lv._handle_msg({"kind": "region", "x": 5, "y": 6, "w": 100, "h": 50})
+    assert lv.region == (5.0, 6.0, 100.0, 50.0)
+    lv._handle_msg({"kind": "region", "x": 5, "y": 6, "w": 0, "h": 50})  # a click, not a drag
+    assert lv.region == (5.0, 6.0, 100.0, 50.0)
+    lv.clear()
+    assert lv.point is None and lv.region is None and lv.overlays == []
+
+
+def test_show_converts_results_to_overlays() -> None:
+    lv = LiveView(ManualSource())
+    texts = [Box((1, 2, 3, 4), text="确定", confidence=0.9)]
+    matches = [Box((5, 6, 7, 8), score=0.95)]
+    dets = [Box((9, 9, 9, 9), label="button", confidence=0.5)]
+    lv.show(texts, matches, dets, point=(3, 4))
+    kinds = [o["kind"] for o in lv.overlays]
+    assert kinds == ["text", "match", "detection", "point"]
+    assert lv.overlays[0]["label"].startswith("确定")
+    assert lv.overlays[1]["bbox"] == [5.0, 6.0, 7.0, 8.0]
+    assert overlays_from(None) == []
+
+
+def test_save_template_writes_png_and_metadata(tmp_path) -> None:
+    src = ManualSource().start()
+    src.push()
+    lv = LiveView(src)
+    with pytest.raises(VisionError, match="draw a region"):
+        lv.save_template("ok", tmp_path)
+    lv.region = (10, 20, 100, 40)
+    png = lv.save_template("ok_button", tmp_path)
+    img = cv2.imread(str(png))
+    assert img.shape == (40, 100, 3)
+    assert np.array_equal(img, src.latest().image[20:60, 10:110])
+    meta = json.loads(png.with_suffix(".json").read_text(encoding="utf-8"))
+    assert meta["region"] == [10, 20, 100, 40] and meta["name"] == "ok_button"
+    assert meta["capture_size"] == [640, 360]
+    from kvmrpa.vision import Template
+
+    assert Template.load(png).region == (10, 20, 100, 40)
+    with pytest.raises(VisionError, match="plain file name"):
+        lv.save_template("../evil", tmp_path)
+    src.stop()
+
+
+def test_console_mode_forwards_to_driver() -> None:
+    drv = RecordingDriver()
+    lv = LiveView(ManualSource(), driver=drv)
+    lv._handle_msg({"kind": "mouse", "action": "down", "x": 10, "y": 20, "button": "left"})
+    time.sleep(0.1)
+    assert drv.sent == []  # console mode is off: nothing is forwarded
+    lv.console = True
+    lv._handle_msg({"kind": "mouse", "action": "down", "x": 10, "y": 20, "button": "left"})
+    wait_until(lambda: len(drv.sent) >= 2)
+    lv._handle_msg({"kind": "mouse", "action": "up", "x": 12, "y": 20, "button": "left"})
+    wait_until(lambda: len(drv.sent) >= 4)
+    lv._handle_msg({"kind": "key", "action": "down", "key": "Enter"})
+    lv._handle_msg({"kind": "key", "action": "up", "key": "Enter"})
+    lv._handle_msg({"kind": "key", "action": "down", "key": "Unidentified"})
+    wait_until(lambda: len(drv.sent) >= 6)
+    time.sleep(0.1)
+    assert drv.sent == [("move", 10, 20), ("button", "left", True),
+                        ("move", 12, 20), ("button", "left", False),
+                        ("key", "Return", True), ("key", "Return", False)]
+
+
+def test_browser_key_names() -> None:
+    assert browser_key("Enter") == "Return"
+    assert browser_key("a") == "a"
+    assert browser_key("F5") == "F5"
+    assert browser_key("ArrowLeft") == "Left"
+    assert browser_key("Dead") is None
+
+
+def test_save_template_message_reports_back(tmp_path, monkeypatch) -> None:
+    from kvmrpa import configure
+
+    src = ManualSource().start()
+    src.push()
+    lv = LiveView(src, region=(0, 0, 50, 20))
+    sent: list[dict] = []
+    monkeypatch.setattr(lv, "_send_msg", sent.append)
+    settings = configure()
+    old = settings.store.home
+    settings.store.home = str(tmp_path)
+    try:
+        lv._handle_msg({"kind": "save_template", "name": "btn"})
+        lv._handle_msg({"kind": "save_template", "name": "../x"})
+    finally:
+        settings.store.home = old
+        src.stop()
+    assert (tmp_path / "templates" / "btn.png").is_file()
+    assert sent[0] == {"kind": "note", "text": "saved btn.png"}
+    assert "plain file name" in sent[1]["text"]

@@ -1,0 +1,47 @@
+"""``kvmrpa serve`` argument handling that needs no server: refusals and auth files."""
+
+from __future__ import annotations
+
+import pytest
+
+from kvmrpa import ConfigError
+from kvmrpa.cli import main
+from kvmrpa.cli._serve import default_flows_dir, is_loopback, read_auth_file
+
+
+def test_refuses_non_loopback_without_auth(capsys) -> None:
+    assert main(["serve", "--address", "0.0.0.0", "--port", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "0.0.0.0" in err[0] and "--auth-file" in err[0]
+
+
+def test_loopback_addresses() -> None:
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.2")
+    assert not is_loopback("example.org")
+
+
+def test_auth_file(tmp_path) -> None:
+    f = tmp_path / "users"
+    f.write_text("# comment\n\nalice:pa:ss\nbob:x\n", encoding="utf-8")
+    assert read_auth_file(f) == {"alice": "pa:ss", "bob": "x"}
+    f.write_text("alice\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="line 1"):
+        read_auth_file(f)
+    with pytest.raises(ConfigError, match="cannot read"):
+        read_auth_file(tmp_path / "missing")
+
+
+def test_bad_auth_file_is_one_line_error(tmp_path, capsys) -> None:
+    f = tmp_path / "users"
+    f.write_text("nobody\n", encoding="utf-8")
+    assert main(["serve", "--address", "0.0.0.0", "--auth-file", str(f), "--port", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "expected 'user:password'" in err[0]
+
+
+def test_default_flows_are_the_scenarios() -> None:
+    flows = default_flows_dir()
+    assert flows is not None
+    assert {p.stem for p in flows.glob("*.json")} >= {"scenario1", "scenario2", "scenario3"}

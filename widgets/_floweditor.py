@@ -1,0 +1,135 @@
+"""FlowEditor: change a flow's graph from the UI — add a node from the palette, connect
+two nodes (optionally on a branch label), delete a node or an edge, save the file.
+
+Every change goes through the flow's own API (``flow.add``, ``flow.connect``,
+``flow.disconnect``, ``flow.remove``, ``flow.save``), exactly what code would call, and
+the graph view is refreshed afterwards. Editing is refused while a run is active.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import panel as pn
+import param
+
+from kvmrpa._errors import KvmrpaError
+
+__all__ = ["FlowEditor"]
+
+log = logging.getLogger("kvmrpa.widgets.floweditor")
+
+
+def _node_types() -> list[str]:
+    from kvmrpa.nodes import node_types
+
+    return sorted(node_types())
+
+
+class FlowEditor(pn.viewable.Viewer):
+    """Palette and graph edits for one flow."""
+
+    flow = param.Parameter(default=None, doc="The kvmrpa.engine.Flow being edited.")
+    path = param.String(default=None, allow_None=True, doc="""
+        File the flow is saved to by the Save button (None: no Save button action).""")
+    locked = param.Boolean(default=False, doc="""
+        Refuse edits (set while a run of the flow is active).""")
+
+    def __init__(self, flow: Any = None, on_change: Callable[[], None] | None = None,
+                 **params: Any) -> None:
+        super().__init__(flow=flow, **params)
+        self._on_change = on_change
+        self.node_type = pn.widgets.Select(label="Node type", options=_node_types())
+        self.node_id = pn.widgets.TextInput(label="Node id", placeholder="automatic")
+        self.add_button = pn.widgets.Button(label="Add node")
+        self.source_node = pn.widgets.Select(label="From", options=[])
+        self.target_node = pn.widgets.Select(label="To", options=[])
+        self.branch = pn.widgets.TextInput(label="Branch", placeholder="none")
+        self.connect_button = pn.widgets.Button(label="Connect")
+        self.disconnect_button = pn.widgets.Button(label="Disconnect")
+        self.delete_node = pn.widgets.Select(label="Node", options=[])
+        self.delete_button = pn.widgets.Button(label="Delete node", color="danger")
+        self.save_button = pn.widgets.Button(label="Save flow")
+        self.message = pn.pane.Alert("", alert_type="info", visible=False)
+        self.add_button.on_click(lambda _: self._guard(self._add))
+        self.connect_button.on_click(lambda _: self._guard(self._connect))
+        self.disconnect_button.on_click(lambda _: self._guard(self._disconnect))
+        self.delete_button.on_click(lambda _: self._guard(self._delete))
+        self.save_button.on_click(lambda _: self._guard(self._save, allow_locked=True))
+        self.param.watch(lambda *_: self._sync_options(), ["flow"])
+        self._sync_options()
+
+    def _sync_options(self) -> None:
+        ids = list(self.flow.nodes) if self.flow is not None else []
+        for w in (self.source_node, self.target_node, self.delete_node):
+            w.options = ids
+        if len(ids) > 1 and self.target_node.value == self.source_node.value:
+            self.target_node.value = ids[1]
+
+    def _tell(self, text: str, kind: str = "info") -> None:
+        self.message.alert_type = kind
+        self.message.object = text
+        self.message.visible = bool(text)
+
+    def _guard(self, action: Callable[[], str], allow_locked: bool = False) -> None:
+        if self.flow is None:
+            self._tell("no flow", "warning")
+            return
+        if self.locked and not allow_locked:
+            self._tell("stop the run before editing the flow", "warning")
+            return
+        try:
+            text = action()
+        except (KvmrpaError, KeyError, TypeError, ValueError) as exc:
+            self._tell(" ".join(str(exc).split()), "danger")
+            return
+        self._sync_options()
+        if self._on_change is not None:
+            self._on_change()
+        self._tell(text, "success")
+
+    # -- actions (also callable from code) ----------------------------------------------
+    def _add(self) -> str:
+        node = self.flow.add(self.node_type.value, self.node_id.value.strip() or None)
+        self.node_id.value = ""
+        return f"added {self.flow.id_of(node)} ({self.node_type.value})"
+
+    def _connect(self) -> str:
+        s, t = self.source_node.value, self.target_node.value
+        if not s or not t or s == t:
+            raise ValueError("choose two different nodes to connect")
+        branch = self.branch.value.strip() or None
+        self.flow.connect(s, t, branch=branch)
+        return f"connected {s} → {t}" + (f" on {branch}" if branch else "")
+
+    def _disconnect(self) -> str:
+        s, t = self.source_node.value, self.target_node.value
+        before = len(self.flow.edges)
+        self.flow.disconnect(s, t)
+        if len(self.flow.edges) == before:
+            raise ValueError(f"no edge {s} → {t}")
+        return f"disconnected {s} → {t}"
+
+    def _delete(self) -> str:
+        nid = self.delete_node.value
+        if not nid:
+            raise ValueError("choose a node to delete")
+        self.flow.remove(nid)
+        return f"deleted {nid}"
+
+    def _save(self) -> str:
+        if not self.path:
+            raise ValueError("this flow has no file to save to")
+        saved = self.flow.save(Path(self.path))
+        return f"saved {saved.name}"
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return pn.Column(
+            pn.Row(self.node_type, self.node_id, self.add_button),
+            pn.Row(self.source_node, self.target_node, self.branch, self.connect_button,
+                   self.disconnect_button),
+            pn.Row(self.delete_node, self.delete_button, self.save_button),
+            self.message, sizing_mode="stretch_width")

@@ -1,0 +1,290 @@
+// LiveView: draws JPEG frames on a canvas, with overlays, a badge, hold/zoom,
+// click-to-point, drag-to-region and an optional console mode that forwards
+// mouse and keyboard events to the Python side.
+
+function get(msg, key) {
+  if (msg == null) return undefined
+  return msg instanceof Map ? msg.get(key) : msg[key]
+}
+
+function toBytes(buf) {
+  if (buf instanceof ArrayBuffer) return new Uint8Array(buf)
+  if (ArrayBuffer.isView(buf)) return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength)
+  if (typeof buf === "string") {  // base64 (only if a transport could not send binary)
+    const bin = atob(buf)
+    const out = new Uint8Array(bin.length)
+    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i)
+    return out
+  }
+  return null
+}
+
+const COLORS = {text: "#00e676", match: "#ffca28", detection: "#40c4ff", point: "#ff1744", region: "#e040fb"}
+
+export function render({ model, el }) {
+  const root = document.createElement("div")
+  root.className = "kv-live"
+  root.style.cssText = "display:flex;flex-direction:column;width:100%;font:12px sans-serif"
+
+  const bar = document.createElement("div")
+  bar.style.cssText = "display:flex;gap:4px;align-items:center;padding:2px 0"
+  const mkButton = (text, label) => {
+    const b = document.createElement("button")
+    b.type = "button"
+    b.textContent = text
+    b.setAttribute("aria-label", label)
+    b.title = label
+    b.style.cssText = "padding:1px 6px;cursor:pointer"
+    bar.appendChild(b)
+    return b
+  }
+  const hold = mkButton("hold", "Hold video")
+  const zoomOut = mkButton("−", "Zoom out")
+  const zoomFit = mkButton("fit", "Zoom to fit")
+  const zoomIn = mkButton("+", "Zoom in")
+  const consoleBtn = mkButton("console", "Console mode")
+  const templateBtn = mkButton("template", "Save region as template")
+  const badge = document.createElement("span")
+  badge.setAttribute("aria-label", "Stream status")
+  badge.style.cssText = "margin-left:auto;font-family:monospace;color:#555"
+  badge.textContent = "waiting for frames"
+  bar.appendChild(badge)
+  let noteUntil = 0
+  function note(text) { badge.textContent = text; noteUntil = performance.now() + 3000 }
+
+  const viewport = document.createElement("div")
+  viewport.style.cssText = "position:relative;overflow:auto;width:100%;background:#111;line-height:0"
+  const canvas = document.createElement("canvas")
+  canvas.setAttribute("aria-label", "Live view")
+  canvas.setAttribute("role", "img")
+  canvas.tabIndex = 0
+  canvas.dataset.frameSeq = "0"
+  canvas.width = 640
+  canvas.height = 360
+  canvas.style.cssText = "display:block;width:100%;cursor:crosshair;outline:none"
+  viewport.appendChild(canvas)
+  root.appendChild(bar)
+  root.appendChild(viewport)
+  el.appendChild(root)
+
+  const ctx = canvas.getContext("2d")
+  let image = null          // ImageBitmap of the frame on screen
+  let info = null           // {seq, fw, fh, w, h, wall}
+  let latestSeq = 0         // newest seq received (drawing may lag)
+  let decoding = false
+  let pending = null        // newest undecoded message while decoding
+  const arrivals = []
+  let drag = null           // {x0, y0, x1, y1} in frame pixels while dragging
+  let lastMove = 0
+  let alive = true
+  let drawn = 0
+  let dragged = false       // a region was drawn here (its echo from the server may lag)
+
+  function frameScale() { return info ? info.w / info.fw : 1 }
+
+  function toFrame(ev) {
+    const rect = canvas.getBoundingClientRect()
+    const fw = info ? info.fw : canvas.width
+    const fh = info ? info.fh : canvas.height
+    const x = (ev.clientX - rect.left) / Math.max(rect.width, 1) * fw
+    const y = (ev.clientY - rect.top) / Math.max(rect.height, 1) * fh
+    return [Math.max(0, Math.min(fw - 1, Math.round(x))), Math.max(0, Math.min(fh - 1, Math.round(y)))]
+  }
+
+  function strokeBox(x, y, w, h, color, label) {
+    const s = frameScale()
+    ctx.strokeStyle = color
+    ctx.lineWidth = 2
+    ctx.strokeRect(x * s, y * s, w * s, h * s)
+    if (label) {
+      ctx.font = "14px sans-serif"
+      const tw = ctx.measureText(label).width
+      ctx.fillStyle = "rgba(0,0,0,0.6)"
+      ctx.fillRect(x * s, Math.max(0, y * s - 17), tw + 6, 17)
+      ctx.fillStyle = color
+      ctx.fillText(label, x * s + 3, Math.max(13, y * s - 4))
+    }
+  }
+
+  function draw() {
+    if (image) ctx.drawImage(image, 0, 0, canvas.width, canvas.height)
+    const overlays = model.overlays || []
+    for (const o of overlays) {
+      const kind = get(o, "kind") || "text"
+      const bbox = get(o, "bbox")
+      if (kind === "point") {
+        const p = get(o, "point") || bbox
+        if (p) drawPoint(p[0], p[1], get(o, "color") || COLORS.point)
+        continue
+      }
+      if (!bbox) continue
+      strokeBox(bbox[0], bbox[1], bbox[2], bbox[3], get(o, "color") || COLORS[kind] || "#fff", get(o, "label"))
+    }
+    const r = drag ? [Math.min(drag.x0, drag.x1), Math.min(drag.y0, drag.y1),
+                      Math.abs(drag.x1 - drag.x0), Math.abs(drag.y1 - drag.y0)] : model.region
+    if (r && r.length === 4) {
+      ctx.setLineDash([6, 4])
+      strokeBox(r[0], r[1], r[2], r[3], COLORS.region, null)
+      ctx.setLineDash([])
+    }
+    const p = model.point
+    if (p && p.length === 2) drawPoint(p[0], p[1], COLORS.point)
+  }
+
+  function drawPoint(x, y, color) {
+    const s = frameScale()
+    ctx.strokeStyle = color
+    ctx.lineWidth = 2
+    ctx.beginPath()
+    ctx.arc(x * s, y * s, 7, 0, 2 * Math.PI)
+    ctx.moveTo(x * s - 11, y * s); ctx.lineTo(x * s + 11, y * s)
+    ctx.moveTo(x * s, y * s - 11); ctx.lineTo(x * s, y * s + 11)
+    ctx.stroke()
+  }
+
+  function updateBadge() {
+    const now = performance.now()
+    if (now < noteUntil) return
+    while (arrivals.length && now - arrivals[0] > 2000) arrivals.shift()
+    const fps = arrivals.length > 1 ? (arrivals.length - 1) * 1000 / (arrivals[arrivals.length - 1] - arrivals[0]) : 0
+    const age = info ? Math.max(0, Date.now() - info.wall * 1000) : null
+    const state = model.paused ? "held" : "live"
+    badge.textContent = info ? `${state} · ${fps.toFixed(1)} fps · ${age == null ? "?" : age.toFixed(0)} ms · #${info.seq}` : "waiting for frames"
+  }
+
+  async function show(msg) {
+    const seq = Number(get(msg, "seq"))
+    if (seq <= (info ? info.seq : 0)) return
+    const bytes = toBytes(get(msg, "jpeg"))
+    if (!bytes) return
+    const bmp = await createImageBitmap(new Blob([bytes], {type: "image/jpeg"}))
+    if (!alive) { bmp.close(); return }
+    const w = Number(get(msg, "width")), h = Number(get(msg, "height"))
+    if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h }
+    if (image) image.close()
+    image = bmp
+    info = {seq, w, h, fw: Number(get(msg, "frame_width")), fh: Number(get(msg, "frame_height")), wall: Number(get(msg, "wall"))}
+    arrivals.push(performance.now())
+    draw()
+    canvas.dataset.frameSeq = String(seq)
+    updateBadge()
+    // Acknowledge every other frame: the server keeps at most a few frames in flight,
+    // and half the acks halve their cost on the server.
+    drawn += 1
+    if (drawn % 2 === 0) model.send_msg({kind: "ack", seq})
+  }
+
+  async function pump(msg) {
+    if (decoding) { pending = msg; return }
+    decoding = true
+    try {
+      let next = msg
+      while (next && alive) {
+        pending = null
+        try { await show(next) } catch (err) { console.warn("kvmrpa LiveView: cannot draw frame", err) }
+        next = pending
+      }
+    } finally { decoding = false }
+  }
+
+  model.on("msg:custom", (msg) => {
+    if (get(msg, "kind") === "note") { note(String(get(msg, "text"))); return }
+    if (get(msg, "kind") !== "frame") return
+    latestSeq = Math.max(latestSeq, Number(get(msg, "seq")))
+    pump(msg)
+  })
+  model.on(["overlays", "point", "region"], () => draw())
+  model.on("paused", () => { hold.textContent = model.paused ? "live" : "hold"; hold.setAttribute("aria-label", model.paused ? "Resume video" : "Hold video"); updateBadge() })
+  model.on("console", () => { consoleBtn.style.fontWeight = model.console ? "bold" : "normal"; consoleBtn.setAttribute("aria-pressed", String(!!model.console)) })
+  model.on("zoom", () => applyZoom())
+
+  function applyZoom() {
+    canvas.style.width = `${Math.round(model.zoom * 100)}%`
+    reportWidth()
+  }
+  let reported = 0
+  function reportWidth() {
+    const w = Math.round(viewport.clientWidth * (model.zoom || 1) * (window.devicePixelRatio || 1))
+    if (w > 0 && Math.abs(w - reported) >= 16) { reported = w; model.view_width = w }
+  }
+  const ro = new ResizeObserver(() => reportWidth())
+  ro.observe(viewport)
+
+  hold.addEventListener("click", () => { model.paused = !model.paused })
+  zoomIn.addEventListener("click", () => { model.zoom = Math.min(8, (model.zoom || 1) * 1.25) })
+  zoomOut.addEventListener("click", () => { model.zoom = Math.max(0.25, (model.zoom || 1) / 1.25) })
+  zoomFit.addEventListener("click", () => { model.zoom = 1 })
+  consoleBtn.addEventListener("click", () => { model.console = !model.console })
+  templateBtn.addEventListener("click", () => {
+    // The region message goes before this one on the same socket, so a region drawn
+    // a moment ago counts even before the server echoes it back.
+    if (!model.region && !dragged) { note("drag a region first"); return }
+    const name = window.prompt("Template name", "template")
+    if (name) model.send_msg({kind: "save_template", name})
+  })
+
+  const BUTTONS = ["left", "middle", "right"]
+  canvas.addEventListener("contextmenu", (ev) => { if (model.console) ev.preventDefault() })
+  canvas.addEventListener("mousedown", (ev) => {
+    const [x, y] = toFrame(ev)
+    canvas.focus()
+    if (model.console) {
+      ev.preventDefault()
+      model.send_msg({kind: "mouse", action: "down", x, y, button: BUTTONS[ev.button] || "left"})
+      return
+    }
+    drag = {x0: x, y0: y, x1: x, y1: y, cx: ev.clientX, cy: ev.clientY}
+  })
+  canvas.addEventListener("mousemove", (ev) => {
+    const [x, y] = toFrame(ev)
+    if (model.console) {
+      const now = performance.now()
+      if (now - lastMove > 40) { lastMove = now; model.send_msg({kind: "mouse", action: "move", x, y}) }
+      return
+    }
+    if (drag) { drag.x1 = x; drag.y1 = y; draw() }
+  })
+  const finish = (ev) => {
+    const [x, y] = toFrame(ev)
+    if (model.console) {
+      model.send_msg({kind: "mouse", action: "up", x, y, button: BUTTONS[ev.button] || "left"})
+      return
+    }
+    if (!drag) return
+    const d = drag
+    drag = null
+    if (Math.abs(ev.clientX - d.cx) < 4 && Math.abs(ev.clientY - d.cy) < 4) {
+      model.send_msg({kind: "point", x: d.x0, y: d.y0})
+    } else {
+      model.send_msg({kind: "region", x: Math.min(d.x0, x), y: Math.min(d.y0, y), w: Math.abs(x - d.x0), h: Math.abs(y - d.y0)})
+      dragged = true
+    }
+    draw()
+  }
+  canvas.addEventListener("mouseup", finish)
+  canvas.addEventListener("mouseleave", (ev) => { if (drag) finish(ev) })
+  canvas.addEventListener("wheel", (ev) => {
+    if (!model.console) return
+    ev.preventDefault()
+    const [x, y] = toFrame(ev)
+    model.send_msg({kind: "wheel", x, y, dy: ev.deltaY > 0 ? -1 : 1})
+  }, {passive: false})
+  const onKey = (action) => (ev) => {
+    if (!model.console) return
+    ev.preventDefault()
+    model.send_msg({kind: "key", action, key: ev.key, code: ev.code})
+  }
+  canvas.addEventListener("keydown", onKey("down"))
+  canvas.addEventListener("keyup", onKey("up"))
+
+  const ticker = setInterval(updateBadge, 500)
+  model.on("remove", () => {
+    alive = false
+    clearInterval(ticker)
+    ro.disconnect()
+    if (image) image.close()
+  })
+  applyZoom()
+  draw()
+  model.send_msg({kind: "hello"})
+}

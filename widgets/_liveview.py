@@ -1,0 +1,292 @@
+"""LiveView: live video of a FrameSource drawn on a canvas, with overlays and input.
+
+The browser side (``_liveview.js``) draws JPEG frames on a ``<canvas aria-label="Live
+view">`` whose ``data-frame-seq`` is the seq of the frame on screen. Frames travel as
+binary buffers in Panel's custom messages (no base64). The Python side runs one
+:class:`~kvmrpa.widgets._encoder.FrameStreamer` while at least one view of the
+component is displayed and not held; every viewer of the same source and size shares
+one JPEG encode.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any, ClassVar
+
+import param
+from panel.custom import JSComponent
+
+from kvmrpa._errors import KvmrpaError, VisionError
+from kvmrpa._frame import Frame
+from kvmrpa._runtime import get_runtime
+from kvmrpa._settings import get_settings
+from kvmrpa.capture import FrameSource
+from kvmrpa.kvm import InputDriver
+
+from ._encoder import EncodedFrame, FrameStreamer
+from ._overlays import overlays_from
+
+__all__ = ["LiveView", "browser_key"]
+
+log = logging.getLogger("kvmrpa.widgets.liveview")
+
+_KEYS = {
+    "Enter": "Return", "Backspace": "BackSpace", "Escape": "Escape", "Tab": "Tab",
+    " ": "space", "ArrowLeft": "Left", "ArrowRight": "Right", "ArrowUp": "Up",
+    "ArrowDown": "Down", "Control": "Control_L", "Shift": "Shift_L", "Alt": "Alt_L",
+    "Meta": "Super_L", "Delete": "Delete", "Home": "Home", "End": "End",
+    "PageUp": "Prior", "PageDown": "Next", "Insert": "Insert", "CapsLock": "Caps_Lock",
+}
+
+
+def browser_key(key: str) -> str | None:
+    """The canonical key name (X keysym) of a browser ``KeyboardEvent.key``."""
+    if key in _KEYS:
+        return _KEYS[key]
+    if len(key) == 1:
+        return key
+    if key.startswith("F") and key[1:].isdigit():
+        return key
+    return None
+
+
+def frame_message(enc: EncodedFrame) -> dict[str, Any]:
+    """The custom message carrying one frame; ``jpeg`` is sent as a binary buffer."""
+    return {
+        "kind": "frame", "seq": enc.seq, "jpeg": enc.jpeg, "width": enc.width,
+        "height": enc.height, "frame_width": enc.frame_width,
+        "frame_height": enc.frame_height, "wall": enc.wall,
+    }
+
+
+class LiveView(JSComponent):
+    """Live video of a source on a canvas, with overlays, hold, zoom, point and region.
+
+    Click the video to set :attr:`point`, drag to set :attr:`region` (both in frame
+    pixels). :meth:`show` draws vision results over the video. With :attr:`console`
+    on, mouse and keyboard events on the view are sent to :attr:`driver`.
+    """
+
+    source = param.ClassSelector(class_=FrameSource, default=None, allow_None=True, doc="""
+        The frame source shown (a started FrameSource, e.g. from kvmrpa.capture.open_source).""")
+    driver = param.ClassSelector(class_=InputDriver, default=None, allow_None=True, doc="""
+        Input driver that console mode forwards mouse and keyboard events to.""")
+    paused = param.Boolean(default=False, doc="""
+        Hold the picture: no frame is encoded or sent while held.""")
+    zoom = param.Number(default=1.0, bounds=(0.25, 8.0), doc="""
+        Displayed size relative to the width of the view (1 = fit).""")
+    console = param.Boolean(default=False, doc="""
+        Forward mouse and keyboard events on the view to the input driver.""")
+    point = param.NumericTuple(default=None, length=2, allow_None=True, doc="""
+        The last point clicked on the video, (x, y) in frame pixels.""")
+    region = param.NumericTuple(default=None, length=4, allow_None=True, doc="""
+        The last region dragged on the video, (x, y, w, h) in frame pixels; usable as a
+        crop or OCR region.""")
+    overlays = param.List(default=[], item_type=dict, doc="""
+        Shapes drawn over the video: dicts with kind (text, match, detection, point,
+        region), bbox (x, y, w, h in frame pixels) and label. See show().""")
+    quality = param.Integer(default=None, allow_None=True, bounds=(1, 100), doc="""
+        JPEG quality of the stream; None uses settings.stream.jpeg_quality.""")
+    fps = param.Number(default=None, allow_None=True, bounds=(0.5, 120), doc="""
+        Display frame-rate cap; None uses settings.stream.display_fps.""")
+    view_width = param.Integer(default=0, bounds=(0, None), doc="""
+        Displayed width in device pixels, reported by the browser; frames are
+        downscaled to it.""")
+
+    _esm: ClassVar[str] = "_liveview.js"
+    _rename: ClassVar[dict[str, str | None]] = {"source": None, "driver": None,
+                                                "quality": None, "fps": None}
+
+    def __init__(self, source: FrameSource | None = None, **params: Any) -> None:
+        params.setdefault("sizing_mode", "stretch_width")
+        params.setdefault("min_height", 200)
+        super().__init__(source=source, **params)
+        self._streamer: FrameStreamer | None = None
+        self._stream_lock = threading.Lock()
+        self._pending_input = 0
+        self.frames_sent = 0
+        self.last_sent: EncodedFrame | None = None
+        self.param.watch(self._update_streaming, ["paused", "source"])
+
+    # -- streaming ------------------------------------------------------------------
+    @property
+    def watching(self) -> bool:
+        """True while some view of this component is displayed and it is not held."""
+        return bool(self._models) and not self.paused and self.source is not None
+
+    @property
+    def streaming(self) -> bool:
+        s = self._streamer
+        return s is not None and s.running
+
+    def _update_streaming(self, *_: Any) -> None:
+        with self._stream_lock:
+            want = self.watching
+            s = self._streamer
+            if s is not None and (not want or s.source is not self.source):
+                s.stop()
+                self._streamer = s = None
+            if want and s is None and self.source is not None:
+                self._streamer = FrameStreamer(
+                    self.source, self._send_frame, width=lambda: self.view_width or None,
+                    quality=lambda: self.quality, fps=lambda: self.fps, max_in_flight=4)
+                self._streamer.start()
+
+    def _send_frame(self, enc: EncodedFrame) -> None:
+        self.frames_sent += 1
+        self.last_sent = enc
+        self._send_msg(frame_message(enc))
+
+    def _get_model(self, doc: Any, root: Any = None, parent: Any = None, comm: Any = None) -> Any:
+        model = super()._get_model(doc, root, parent, comm)
+        self._update_streaming()
+        return model
+
+    def _cleanup(self, root: Any = None) -> None:
+        super()._cleanup(root)
+        self._update_streaming()
+
+    def close(self) -> None:
+        """Stop streaming (the view can be shown again later)."""
+        with self._stream_lock:
+            if self._streamer is not None:
+                self._streamer.stop()
+                self._streamer = None
+
+    # -- messages from the browser ---------------------------------------------------
+    def _handle_msg(self, data: Any) -> None:
+        if not isinstance(data, dict):
+            return
+        kind = data.get("kind")
+        if kind == "ack":
+            s = self._streamer
+            if s is not None:
+                s.ack(int(data.get("seq", 0)))
+        elif kind == "hello":
+            self._update_streaming()
+        elif kind == "point":
+            self.point = (float(data["x"]), float(data["y"]))
+        elif kind == "region":
+            w, h = float(data["w"]), float(data["h"])
+            if w >= 1 and h >= 1:
+                self.region = (float(data["x"]), float(data["y"]), w, h)
+        elif kind in ("mouse", "key", "wheel") and self.console:
+            self.forward_input(data)
+        elif kind == "save_template":
+            try:
+                path = self.save_template(str(data.get("name", "")))
+            except KvmrpaError as exc:
+                self._send_msg({"kind": "note", "text": str(exc)})
+            else:
+                self._send_msg({"kind": "note", "text": f"saved {path.name}"})
+
+    # -- console mode ----------------------------------------------------------------
+    def forward_input(self, event: dict[str, Any]) -> bool:
+        """Send one browser input event to :attr:`driver` on the runtime loop.
+
+        Returns False when it was dropped (no driver, unknown key, or a pointer move
+        while the previous action is still in flight).
+        """
+        drv = self.driver
+        if drv is None:
+            return False
+        kind, action = event.get("kind"), event.get("action")
+        if kind == "mouse" and action == "move" and self._pending_input > 0:
+            return False
+        if self._pending_input > 32:
+            log.warning("console: input to %s is backed up; dropping %s %s",
+                        drv.display_url, kind, action)
+            return False
+
+        async def send() -> None:
+            try:
+                if kind == "mouse":
+                    x, y = float(event["x"]), float(event["y"])
+                    button = event.get("button", "left")
+                    await drv.move(x, y)
+                    if action == "down":
+                        await drv.press(button)
+                    elif action == "up":
+                        await drv.release(button)
+                elif kind == "wheel":
+                    await drv.scroll(int(event.get("dy", 0)), x=float(event["x"]),
+                                     y=float(event["y"]))
+                elif kind == "key":
+                    name = browser_key(str(event.get("key", "")))
+                    if name is None:
+                        return
+                    if action == "down":
+                        await drv.key_down(name)
+                    else:
+                        await drv.key_up(name)
+            except KvmrpaError as exc:
+                log.warning("console: %s", exc)
+            finally:
+                self._input_done()
+
+        if kind == "key" and browser_key(str(event.get("key", ""))) is None:
+            return False
+        with self._stream_lock:
+            self._pending_input += 1
+        try:
+            get_runtime().submit(send())
+        except KvmrpaError:
+            self._input_done()
+            return False
+        return True
+
+    def _input_done(self) -> None:
+        with self._stream_lock:
+            self._pending_input -= 1
+
+    # -- results and templates -------------------------------------------------------
+    def show(self, *results: Any, point: tuple[float, float] | None = None) -> None:
+        """Draw vision results (TextBoxes, Matches, Detections, single results, overlay
+        dicts) and optionally a point over the video; replaces the previous overlays."""
+        self.overlays = overlays_from(*results, point=point)
+
+    def clear(self) -> None:
+        """Remove the overlays, the point and the region."""
+        self.param.update(overlays=[], point=None, region=None)
+
+    def current_frame(self) -> Frame | None:
+        """The newest frame of the source (``None`` before the first one)."""
+        return None if self.source is None else self.source.latest()
+
+    def snapshot(self, region: bool = False) -> Frame | None:
+        """The newest frame, cropped to :attr:`region` when ``region`` is true."""
+        frame = self.current_frame()
+        if frame is None or not region or self.region is None:
+            return frame
+        x, y, w, h = (round(v) for v in self.region)
+        crop = frame.image[max(0, y):y + h, max(0, x):x + w]
+        if crop.size == 0:
+            raise VisionError(f"live view of {self.source.display_url}: region {self.region} "
+                              f"is outside the {frame.width}x{frame.height} frame")
+        return frame.derive(crop, offset=(frame.offset[0] + max(0, x), frame.offset[1] + max(0, y)))
+
+    def save_template(self, name: str, folder: str | Path | None = None) -> Path:
+        """Write the current :attr:`region` of the newest frame as template ``name``:
+        ``<folder>/<name>.png`` with its metadata (kvmrpa.vision's Template format, plus
+        a sidecar ``<name>.json``). Returns the PNG path.
+
+        ``folder`` defaults to settings.store.templates_dir.
+        """
+        from kvmrpa.vision import Template
+
+        if not name or any(c in name for c in "/\\:") or name.startswith("."):
+            raise VisionError(f"template name {name!r} must be a plain file name")
+        if self.region is None:
+            raise VisionError(f"live view: draw a region before saving template {name!r}")
+        frame = self.current_frame()
+        if frame is None:
+            raise VisionError(f"live view: no frame yet to save template {name!r} from")
+        region = tuple(round(v) for v in self.region)
+        template = Template.from_frame(frame, region, name=name)
+        folder = Path(folder) if folder is not None else get_settings().store.templates_dir
+        png = template.save(folder / f"{name}.png", sidecar=True)
+        log.info("template %s saved to %s (seq %d of %s)", name, png, frame.seq,
+                 self.source.display_url if self.source is not None else "?")
+        return png

@@ -1,0 +1,37 @@
+"""What a streamed frame costs on the websocket, measured with Bokeh's own protocol.
+
+:func:`frame_wire_bytes` builds the PATCH-DOC message the Panel server sends for one
+LiveView frame (a custom ESM message whose JPEG travels as a binary buffer) and counts
+every websocket frame it becomes: header, metadata, content, and per buffer its JSON
+reference plus the raw bytes. Used by the ``stream`` benchmark.
+"""
+
+from __future__ import annotations
+
+import json
+
+from bokeh.document import Document
+from bokeh.document.events import MessageSentEvent
+from bokeh.protocol import Protocol
+from panel.models.esm import ESMEvent
+
+from ._encoder import EncodedFrame
+from ._liveview import LiveView, frame_message
+
+__all__ = ["frame_wire_bytes"]
+
+
+def frame_wire_bytes(encoded: EncodedFrame) -> int:
+    """Bytes on the websocket for sending ``encoded`` to one LiveView in a live session."""
+    view = LiveView()
+    doc = Document()
+    root = view.get_root(doc)
+    doc.add_root(root)
+    doc.models.flush_synced()  # the browser already has the document, as in a session
+    event = ESMEvent(model=root, data=frame_message(encoded))
+    msg = Protocol().create("PATCH-DOC", [MessageSentEvent(doc, "bokeh_event", event)])
+    total = len(msg.header_json) + len(msg.metadata_json) + len(msg.content_json)
+    for buf in msg.buffers:
+        total += len(json.dumps(buf.ref)) + len(buf.to_bytes())
+    view._cleanup(root)
+    return total
