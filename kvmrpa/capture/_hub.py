@@ -152,36 +152,46 @@ class SourceHub:
     def open(self, url: str) -> FrameSource:
         """A started source for ``url``, shared with every other user of the same URL."""
         key = source_key(url)
-        with self._lock:
-            if self._closed:
-                raise CaptureError("the source hub is closed")
-            entry = self._entries.get(key)
-            dead: FrameSource | None = None
-            if entry is not None and entry.refs == 0 and entry.source.state == SourceState.STOPPED:
-                # Lingering but finished (end of file, gave up): start afresh.
-                if entry.timer is not None:
-                    entry.timer.cancel()
-                del self._entries[key]
-                dead, entry = entry.source, None
+        dead: FrameSource | None = None
+        try:
+            with self._lock:
+                if self._closed:
+                    raise CaptureError("the source hub is closed")
+                entry = self._entries.get(key)
+                if (entry is not None and entry.refs == 0
+                        and entry.source.state == SourceState.STOPPED):
+                    # Lingering but finished (end of file, gave up): start afresh. The old
+                    # one is stopped after the lock is let go (its stop may wait for a
+                    # reader stuck in FFmpeg; nobody else's open or release waits on it).
+                    if entry.timer is not None:
+                        entry.timer.cancel()
+                    del self._entries[key]
+                    dead, entry = entry.source, None
+                if entry is not None:
+                    entry.refs += 1
+                    if entry.timer is not None:
+                        entry.timer.cancel()
+                        entry.timer = None
+                    return entry.source
+                factory = _factory_for(url)
+                # Built and started under the lock so two users of one URL can never open
+                # two captures; factories and start() return promptly by contract.
+                source = factory(url.strip() if "://" in url else key)
+                if not isinstance(source, FrameSource):
+                    raise CaptureError(f"the factory for {redact_url(url)!r} returned "
+                                       f"{type(source).__name__}, not a FrameSource")
+                try:
+                    source.start()
+                except BaseException:
+                    with contextlib.suppress(Exception):  # release what it began
+                        source.stop()
+                    raise
+                self._entries[key] = _Entry(source, 1)
+                log.debug("hub: opened %s", source.display_url)
+                return source
+        finally:
             if dead is not None:
                 dead.stop()
-            if entry is not None:
-                entry.refs += 1
-                if entry.timer is not None:
-                    entry.timer.cancel()
-                    entry.timer = None
-                return entry.source
-            factory = _factory_for(url)
-            # Built and started under the lock so two users of one URL can never open
-            # two captures; factories and start() return promptly by contract.
-            source = factory(url.strip() if "://" in url else key)
-            if not isinstance(source, FrameSource):
-                raise CaptureError(f"the factory for {redact_url(url)!r} returned "
-                                   f"{type(source).__name__}, not a FrameSource")
-            source.start()
-            self._entries[key] = _Entry(source, 1)
-            log.debug("hub: opened %s", source.display_url)
-            return source
 
     def release(self, source: FrameSource) -> None:
         """Give back one reference; the source stops after the linger when none are left."""

@@ -18,15 +18,15 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Coroutine
 from typing import Any
-from urllib.parse import unquote
 
 import cv2
 import numpy as np
 
 from .._errors import SourceOpenError, UrlError
 from .._settings import get_settings
-from .._urls import query_params, split_url
+from .._urls import query_params, vnc_address
 from ._backoff import Backoff
 from ._reader import ReaderOptions
 from ._source import FrameSource, SourceState
@@ -42,20 +42,7 @@ class VncSource(FrameSource):
     def __init__(self, url: str, options: ReaderOptions | None = None, **overrides: Any) -> None:
         super().__init__(url)
         self.options = options if options is not None else ReaderOptions.from_settings(**overrides)
-        parts = split_url(url)
-        if not parts.hostname:
-            raise UrlError(f"{self.display_url}: no host (vnc://host:5900)")
-        self.host = parts.hostname
-        try:
-            self.port = parts.port or 5900
-        except ValueError:
-            raise UrlError(f"{self.display_url}: bad port") from None
-        if parts.password is not None:
-            self._user: str | None = unquote(parts.username or "") or None
-            self._password: str | None = unquote(parts.password)
-        else:
-            self._user = None
-            self._password = unquote(parts.username) if parts.username else None
+        self.host, self.port, self._user, self._password = vnc_address(url)
         raw_fps = query_params(url).get("fps")
         try:
             self.fps = float(raw_fps) if raw_fps else get_settings().capture.default_fps
@@ -109,7 +96,7 @@ class VncSource(FrameSource):
             self._note_attempt()
             frames_before = self.metrics().frames
             try:
-                await self._session(halt)
+                await _until(halt, self._session(halt))
                 error = None
             except (OSError, EOFError, asyncio.IncompleteReadError, SourceOpenError,
                     TimeoutError, ValueError, PermissionError) as exc:
@@ -131,12 +118,13 @@ class VncSource(FrameSource):
                 await asyncio.wait_for(halt.wait(), delay)
 
     async def _session(self, halt: asyncio.Event) -> None:
-        import asyncvnc
+        from ..kvm._vnc import rfb_connect  # the same handshake as the input driver
 
         opts = self.options
-        cm = asyncvnc.connect(self.host, self.port, username=self._user, password=self._password)
         try:
-            client = await asyncio.wait_for(cm.__aenter__(), opts.open_timeout)
+            # closes its socket on a timeout: a server that accepts and hangs leaks nothing
+            client = await rfb_connect(self.host, self.port, self._user, self._password,
+                                       opts.open_timeout)
         except TimeoutError:
             raise SourceOpenError(f"no VNC handshake within {opts.open_timeout:g} s") from None
         try:
@@ -168,7 +156,7 @@ class VncSource(FrameSource):
             with contextlib.suppress(Exception):
                 client.writer.close()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(cm.__aexit__(None, None, None), 1.0)
+                await asyncio.wait_for(client.writer.wait_closed(), 1.0)
 
     async def _pump(self, client: Any, state: dict[str, float]) -> None:
         import asyncvnc
@@ -208,6 +196,22 @@ class VncSource(FrameSource):
             if idle > stall:
                 raise TimeoutError(f"stalled: nothing from the server for {idle:.1f} s "
                                    f"(stall_timeout {stall:g} s)")
+
+
+async def _until(halt: asyncio.Event, coro: Coroutine[Any, Any, None]) -> None:
+    """Run ``coro`` until it ends or ``halt`` is set (then it is cancelled), so that
+    stop() is prompt even while a handshake or the first update is still pending."""
+    task = asyncio.ensure_future(coro)
+    stopper = asyncio.ensure_future(halt.wait())
+    try:
+        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    if not task.cancelled():
+        task.result()
 
 
 def _describe(exc: BaseException, src: VncSource) -> str:

@@ -40,7 +40,7 @@ from .._errors import (
 from .._runtime import get_runtime
 from .._urls import query_params, split_url
 from ._driver import DriverCapabilities, InputDriver, MouseButton
-from ._hid import MODIFIER_BITS, USB_USAGE
+from ._hid import MODIFIER_BITS, USB_USAGE, in_table
 from ._hub import parse_size
 
 __all__ = [
@@ -209,7 +209,18 @@ class Ch9329Driver(InputDriver):
         if ser is None or io is None:
             raise DriverConnectionError(f"{self.display_url}: {action}: not connected")
         async with io:
-            return await self._run(self._xfer_blocking, ser, command, data, action)
+            transfer = asyncio.ensure_future(
+                self._run(self._xfer_blocking, ser, command, data, action))
+            try:
+                return await asyncio.shield(transfer)
+            except asyncio.CancelledError:
+                # The worker thread is still writing and reading the port: keep the line
+                # until it is done (at most the ack/write timeouts), so the next command
+                # cannot take this one's acknowledgement for its own.
+                await asyncio.wait({transfer})
+                if not transfer.cancelled():
+                    transfer.exception()  # retrieved: the caller was cancelled anyway
+                raise
 
     # -- reports ---------------------------------------------------------------------
     async def _send_keyboard(self, action: str) -> None:
@@ -229,18 +240,7 @@ class Ch9329Driver(InputDriver):
 
     # -- primitives ------------------------------------------------------------------
     def supports_key(self, key: str) -> bool:
-        from .keys import keys_for_char, keysym_char
-
-        if key in USB_USAGE:
-            return True
-        ch = keysym_char(key)
-        if ch is None:
-            return False
-        try:
-            base, _shift = keys_for_char(ch)
-        except InputError:
-            return False
-        return base in USB_USAGE
+        return in_table(key, USB_USAGE)
 
     async def _move(self, x: int, y: int) -> None:
         self._pos = (x, y)

@@ -17,8 +17,8 @@ Conventions for driver authors:
   what the transport can send.
 * transport failures raise ``ConnectionError``/``OSError`` or
   :class:`DriverConnectionError`; the connection is dropped and safe actions retried.
-  Set ``exc.transient = False`` on a :class:`DriverConnectionError` that retrying cannot
-  fix (bad credentials, untrusted certificate).
+  Wrap a :class:`DriverConnectionError` that retrying cannot fix (bad credentials,
+  untrusted certificate) in :func:`permanent` (it sets ``exc.transient = False``).
 """
 
 from __future__ import annotations
@@ -56,6 +56,13 @@ log = logging.getLogger("kvmrpa.kvm")
 
 MouseButton = Literal["left", "right", "middle"]
 SAFE_TO_RETRY = frozenset({"move", "key_up", "release"})
+
+
+def permanent(exc: DriverConnectionError) -> DriverConnectionError:
+    """Mark ``exc`` as a failure retrying cannot fix (bad credentials, untrusted
+    certificate): :meth:`InputDriver._do` then neither retries nor reconnects for it."""
+    exc.transient = False  # type: ignore[attr-defined]
+    return exc
 
 
 @dataclass(frozen=True)
@@ -241,10 +248,10 @@ class InputDriver(abc.ABC):
         out = [v for v in (parts.password,) if v]
         if parts.username and parts.password is None and parts.scheme == "vnc":
             out.append(parts.username)
-        from .._urls import query_params
+        from .._urls import is_secret_param, query_params
 
         for k, v in query_params(self.url).items():
-            if k.lower() in ("token", "password", "pass", "key", "secret") and v:
+            if is_secret_param(k) and v:
                 out.append(v)
         return out
 
@@ -327,7 +334,9 @@ class InputDriver(abc.ABC):
     async def session(self, timeout: float | None = None) -> AsyncIterator[InputDriver]:
         """Hold the target for an atomic action sequence (re-entrant within one task).
 
-        Waiters are served in arrival order (asyncio.Lock is FIFO).
+        Waiters are served in arrival order (asyncio.Lock is FIFO). Every action takes
+        the session too, so a single action from another flow waits until the holder's
+        sequence is finished instead of landing in the middle of it.
         """
         if self._owner is None:
             self._owner = _Owner()
@@ -399,32 +408,41 @@ class InputDriver(abc.ABC):
         start = time.monotonic()
         error: BaseException | None = None
         attempts = 0
-        for attempt in range(retries + 1):
-            attempts = attempt + 1
-            transient = False
-            try:
-                await self.connect()
-                await asyncio.wait_for(op(), timeout)
-                error = None
-                break
-            except TimeoutError as exc:
-                error = DriverConnectionError(
-                    f"{self.display_url}: {action} timed out after {timeout:g} s")
-                error.__cause__ = exc
-                transient = True
-            except InputError as exc:
-                error = exc
-                transient = isinstance(exc, DriverConnectionError) and getattr(exc, "transient", True)
-            except (ConnectionError, OSError, EOFError) as exc:
-                error = exc
-                transient = True
-            if not transient:
-                break
-            await self._drop()
-            if attempt < retries:
-                log.info("%s: %s failed (%s); retry %d of %d", self.display_url, action,
-                         self._clean(str(error)), attempt + 1, retries)
-                await asyncio.sleep(settings.retry_delay)
+        try:
+            for attempt in range(retries + 1):
+                attempts = attempt + 1
+                transient = False
+                try:
+                    await self.connect()
+                    await asyncio.wait_for(op(), timeout)
+                    error = None
+                    break
+                except TimeoutError as exc:
+                    error = DriverConnectionError(
+                        f"{self.display_url}: {action} timed out after {timeout:g} s")
+                    error.__cause__ = exc
+                    transient = True
+                except InputError as exc:
+                    error = exc
+                    transient = isinstance(exc, DriverConnectionError) and getattr(exc, "transient", True)
+                except (ConnectionError, OSError, EOFError) as exc:
+                    error = exc
+                    transient = True
+                if not transient:
+                    break
+                await self._drop()
+                if attempt < retries:
+                    log.info("%s: %s failed (%s); retry %d of %d", self.display_url, action,
+                             self._clean(str(error)), attempt + 1, retries)
+                    await asyncio.sleep(settings.retry_delay)
+        except BaseException as exc:  # cancelled (the flow stopped) or a driver bug
+            why = "cancelled" if isinstance(exc, asyncio.CancelledError) else (
+                f"{type(exc).__name__}: {self._clean(str(exc))}")
+            self._emit(ActionRecord(time.time(), self.display_url, action,
+                                    self._redact_args(args), False,
+                                    (time.monotonic() - start) * 1000,
+                                    f"{self.display_url}: {action}: {why}"))
+            raise
         latency = (time.monotonic() - start) * 1000
         if error is not None and not isinstance(error, InputError):
             wrapped = DriverConnectionError(
@@ -441,15 +459,19 @@ class InputDriver(abc.ABC):
             if attempts > 1:
                 body += f" (after {attempts} attempts)"
             error.args = (prefix + body,)
-        record = ActionRecord(time.time(), self.display_url, action, self._redact_args(args),
-                              error is None, latency, None if error is None else self._clean(str(error)))
+        self._emit(ActionRecord(time.time(), self.display_url, action, self._redact_args(args),
+                                error is None, latency,
+                                None if error is None else self._clean(str(error))))
+        if error is not None:
+            raise error
+
+    def _emit(self, record: ActionRecord) -> None:
+        """Give ``record`` to every audit callback (a failing one is logged, not raised)."""
         for cb in list(self._audit):
             try:
                 cb(record)
             except Exception:
                 log.exception("audit callback failed")
-        if error is not None:
-            raise error
 
     async def _drop(self) -> None:
         """Forget a broken connection so the next action reconnects."""
@@ -480,17 +502,20 @@ class InputDriver(abc.ABC):
     async def move(self, x: float, y: float) -> None:
         """Move the pointer to ``(x, y)`` in frame pixels (retried on transport errors)."""
         self.check_point(x, y)
-        await self._do("move", {"x": x, "y": y}, lambda: self._move(*self.map_point(x, y)))
+        async with self.session():
+            await self._do("move", {"x": x, "y": y}, lambda: self._move(*self.map_point(x, y)))
 
     async def press(self, button: MouseButton = "left") -> None:
         """Press and hold a mouse button where the pointer is."""
         self._check_button(button, "press")
-        await self._do("press", {"button": button}, lambda: self._button(button, True))
+        async with self.session():
+            await self._do("press", {"button": button}, lambda: self._button(button, True))
 
     async def release(self, button: MouseButton = "left") -> None:
         """Release a mouse button (retried on transport errors)."""
         self._check_button(button, "release")
-        await self._do("release", {"button": button}, lambda: self._button(button, False))
+        async with self.session():
+            await self._do("release", {"button": button}, lambda: self._button(button, False))
 
     async def click(self, x: float | None = None, y: float | None = None,
                     button: MouseButton = "left", double: bool = False,
@@ -560,7 +585,8 @@ class InputDriver(abc.ABC):
                 await self._move(*self.map_point(x, y))  # type: ignore[arg-type]
             await self._scroll(dx, dy)
 
-        await self._do("scroll", {"dx": dx, "dy": dy, "x": x, "y": y}, op)
+        async with self.session():
+            await self._do("scroll", {"dx": dx, "dy": dy, "x": x, "y": y}, op)
 
     async def key(self, name: str) -> None:
         """Press and release one key (``Enter``, ``a``, ``F5``, …)."""
@@ -572,7 +598,8 @@ class InputDriver(abc.ABC):
             await self._key(k, True)
             await self._key(k, False)
 
-        await self._do("key", {"key": name}, op)
+        async with self.session():
+            await self._do("key", {"key": name}, op)
 
     async def key_down(self, name: str) -> None:
         """Press and hold one key until :meth:`key_up`."""
@@ -581,7 +608,8 @@ class InputDriver(abc.ABC):
         if not self.capabilities.key_down_up:
             raise UnsupportedActionError(f"{self.display_url}: key_down: this driver cannot hold keys")
         k = normalize_key(name, self, action="key_down")
-        await self._do("key_down", {"key": name}, lambda: self._key(k, True))
+        async with self.session():
+            await self._do("key_down", {"key": name}, lambda: self._key(k, True))
 
     async def key_up(self, name: str) -> None:
         """Release one key (retried on transport errors)."""
@@ -590,7 +618,8 @@ class InputDriver(abc.ABC):
         if not self.capabilities.key_down_up:
             raise UnsupportedActionError(f"{self.display_url}: key_up: this driver cannot hold keys")
         k = normalize_key(name, self, action="key_up")
-        await self._do("key_up", {"key": name}, lambda: self._key(k, False))
+        async with self.session():
+            await self._do("key_up", {"key": name}, lambda: self._key(k, False))
 
     async def hotkey(self, *names: str) -> None:
         """Press keys in order and release them in reverse: ``hotkey("ctrl+a")`` or
@@ -618,7 +647,7 @@ class InputDriver(abc.ABC):
         of the audit trail (only its length is recorded)."""
         from .keys import check_typable
 
-        check_typable(text, self)
+        check_typable(text, self, secret=secret)
         settings = get_settings().input
         budget = settings.action_timeout + len(text) * (settings.type_interval + 0.1)
         args: dict[str, Any] = ({"text": "***", "length": len(text)} if secret

@@ -8,7 +8,7 @@ of its first byte: :data:`MODIFIER_BITS`.
 
 from __future__ import annotations
 
-__all__ = ["MODIFIER_BITS", "USB_USAGE", "WEB_CODE"]
+__all__ = ["MODIFIER_BITS", "USB_USAGE", "WEB_CODE", "in_table"]
 
 #: canonical name -> bit of the modifier byte of a boot keyboard report
 MODIFIER_BITS: dict[str, int] = {
@@ -47,3 +47,22 @@ USB_USAGE: dict[str, int] = {name: usage for name, _web, usage in _ROWS}
 
 #: canonical name -> web KeyboardEvent.code (PiKVM's key names)
 WEB_CODE: dict[str, str] = {name: web for name, web, _usage in _ROWS if web is not None}
+
+
+def in_table(key: str, table: dict[str, object]) -> bool:
+    """Whether the canonical key ``key`` can be sent with ``table`` (:data:`WEB_CODE` or
+    :data:`USB_USAGE`): directly, or as a shifted character of a key it has (``A``,
+    ``plus``)."""
+    from .._errors import InputError
+    from .keys import keys_for_char, keysym_char
+
+    if key in table:
+        return True
+    ch = keysym_char(key)
+    if ch is None:
+        return False
+    try:
+        base, _shift = keys_for_char(ch)
+    except InputError:
+        return False
+    return base in table

@@ -32,15 +32,10 @@ import httpx
 from .._errors import DriverConnectionError, InputError, UrlError
 from .._settings import get_settings
 from .._urls import query_params, split_url
-from ._driver import DriverCapabilities, InputDriver, MouseButton
+from ._driver import DriverCapabilities, InputDriver, MouseButton, permanent
 from ._hub import parse_size
 
 __all__ = ["HttpKeysDriver"]
-
-
-def _permanent(exc: DriverConnectionError) -> DriverConnectionError:
-    exc.transient = False  # type: ignore[attr-defined]
-    return exc
 
 
 class HttpKeysDriver(InputDriver):
@@ -104,7 +99,7 @@ class HttpKeysDriver(InputDriver):
             body = None
         why = (body.get("error") if isinstance(body, dict) else None) or resp.text[:200] or resp.reason_phrase
         if resp.status_code in (401, 403):
-            raise _permanent(DriverConnectionError(
+            raise permanent(DriverConnectionError(
                 f"{self.display_url}: {kind}: the keystroke service refused the token "
                 f"(HTTP {resp.status_code}); check ?token= or input.http_token"))
         if resp.status_code >= 500:

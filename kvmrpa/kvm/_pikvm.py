@@ -31,8 +31,8 @@ import httpx
 from .._errors import CoordinateError, DriverConnectionError, InputError, UrlError
 from .._settings import get_settings
 from .._urls import query_params, split_url
-from ._driver import DriverCapabilities, InputDriver, MouseButton
-from ._hid import WEB_CODE
+from ._driver import DriverCapabilities, InputDriver, MouseButton, permanent
+from ._hid import WEB_CODE, in_table
 from ._hub import parse_size
 
 __all__ = ["PiKvmDriver", "to_pikvm"]
@@ -48,11 +48,6 @@ def to_pikvm(value: int, size: int) -> int:
         return 0
     v = min(max(value, 0), size - 1)
     return round(v * 65535 / (size - 1)) - 32768
-
-
-def _permanent(exc: DriverConnectionError) -> DriverConnectionError:
-    exc.transient = False  # type: ignore[attr-defined]
-    return exc
 
 
 class PiKvmDriver(InputDriver):
@@ -122,7 +117,7 @@ class PiKvmDriver(InputDriver):
         except httpx.ConnectError as exc:
             text = str(exc)
             if "CERTIFICATE_VERIFY_FAILED" in text or "certificate" in text.lower():
-                raise _permanent(DriverConnectionError(
+                raise permanent(DriverConnectionError(
                     f"{self.display_url}: {action}: TLS certificate not trusted ({text}); "
                     "add ?verify=0 to the URL to accept PiKVM's self-signed certificate")) from exc
             raise DriverConnectionError(
@@ -131,7 +126,7 @@ class PiKvmDriver(InputDriver):
             raise DriverConnectionError(
                 f"{self.display_url}: {action}: {type(exc).__name__}: {exc}") from exc
         if resp.status_code in (401, 403):
-            raise _permanent(DriverConnectionError(
+            raise permanent(DriverConnectionError(
                 f"{self.display_url}: {action}: authentication failed for user {self._user!r} "
                 f"(HTTP {resp.status_code}); check the user and password"))
         try:
@@ -160,18 +155,7 @@ class PiKvmDriver(InputDriver):
 
     # -- primitives ------------------------------------------------------------------
     def supports_key(self, key: str) -> bool:
-        from .keys import keys_for_char, keysym_char
-
-        if key in WEB_CODE:
-            return True
-        ch = keysym_char(key)
-        if ch is None:
-            return False
-        try:
-            base, _shift = keys_for_char(ch)
-        except InputError:
-            return False
-        return base in WEB_CODE
+        return in_table(key, WEB_CODE)
 
     def can_type(self, ch: str) -> bool:
         return ch in _TEXT_OK

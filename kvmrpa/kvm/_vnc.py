@@ -28,14 +28,13 @@ import re
 import time
 import types
 from typing import Any, ClassVar
-from urllib.parse import unquote
 
-from .._errors import CoordinateError, DriverConnectionError, UnsupportedActionError, UrlError
+from .._errors import CoordinateError, DriverConnectionError, UnsupportedActionError
 from .._settings import get_settings
-from .._urls import query_params, split_url
-from ._driver import DriverCapabilities, InputDriver, MouseButton
+from .._urls import query_params, vnc_address
+from ._driver import DriverCapabilities, InputDriver, MouseButton, permanent
 
-__all__ = ["VncDriver", "keysym_code"]
+__all__ = ["VncDriver", "keysym_code", "rfb_connect"]
 
 log = logging.getLogger("kvmrpa.kvm.vnc")
 
@@ -72,6 +71,24 @@ def _asyncvnc() -> Any:
     return asyncvnc
 
 
+async def rfb_connect(host: str, port: int, user: str | None, password: str | None,
+                      timeout: float) -> Any:
+    """An authenticated ``asyncvnc.Client`` within ``timeout`` seconds.
+
+    The socket is closed on every failure (timeout, cancellation, refused
+    authentication), so a server that accepts and then hangs leaks nothing; on success
+    the caller owns ``client.writer`` and closes it.
+    """
+    asyncvnc = _asyncvnc()
+    async with asyncio.timeout(timeout):
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            return await asyncvnc.Client.create(reader, writer, user, password)
+        except BaseException:
+            writer.close()
+            raise
+
+
 def _key_codes() -> dict[str, int]:
     from asyncvnc import key_codes
 
@@ -93,11 +110,6 @@ def keysym_code(name: str) -> int | None:
     return None
 
 
-def _permanent(exc: DriverConnectionError) -> DriverConnectionError:
-    exc.transient = False  # type: ignore[attr-defined]
-    return exc
-
-
 class VncDriver(InputDriver):
     """Keyboard and pointer over RFB."""
 
@@ -106,19 +118,7 @@ class VncDriver(InputDriver):
 
     def __init__(self, url: str, **kwargs: Any) -> None:
         super().__init__(url, **kwargs)
-        parts = split_url(url)
-        if not parts.hostname:
-            raise UrlError(f"{self.display_url}: no host (vnc://host:5900)")
-        self.host = parts.hostname
-        try:
-            self.port = parts.port or 5900
-        except ValueError:
-            raise UrlError(f"{self.display_url}: bad port") from None
-        if parts.password is not None:
-            self._user: str | None = unquote(parts.username or "") or None
-            self._password: str | None = unquote(parts.password)
-        else:
-            self._user, self._password = None, unquote(parts.username) if parts.username else None
+        self.host, self.port, self._user, self._password = vnc_address(url)
         q = query_params(url)
         if q.get("unicode", "1").lower() in ("0", "false", "no", "off"):
             self.capabilities = dataclasses.replace(type(self).capabilities, unicode_text=False)  # type: ignore[misc]
@@ -136,14 +136,7 @@ class VncDriver(InputDriver):
 
     # -- transport -------------------------------------------------------------------
     async def _handshake(self, timeout: float) -> Any:
-        asyncvnc = _asyncvnc()
-        async with asyncio.timeout(timeout):
-            reader, writer = await asyncio.open_connection(self.host, self.port)
-            try:
-                return await asyncvnc.Client.create(reader, writer, self._user, self._password)
-            except BaseException:
-                writer.close()
-                raise
+        return await rfb_connect(self.host, self.port, self._user, self._password, timeout)
 
     async def _connect(self) -> None:
         timeout = get_settings().input.connect_timeout
@@ -160,10 +153,10 @@ class VncDriver(InputDriver):
                     f"{where}: no VNC handshake within {timeout:g} s (host unreachable or not a VNC server?)"
                 ) from None
             except PermissionError as exc:
-                raise _permanent(DriverConnectionError(
+                raise permanent(DriverConnectionError(
                     f"{where}: authentication failed ({exc}); check the password")) from None
             except ValueError as exc:
-                raise _permanent(DriverConnectionError(f"{where}: {exc}")) from None
+                raise permanent(DriverConnectionError(f"{where}: {exc}")) from None
             except (ConnectionRefusedError, asyncio.IncompleteReadError, ConnectionResetError) as exc:
                 # Refused: the server is not (yet) listening. After a drop, keep trying
                 # until the connect timeout so a restarting server is picked up.

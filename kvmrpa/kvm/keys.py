@@ -255,10 +255,11 @@ def keysym_char(name: str) -> str | None:
     return _PUNCT_NAME_TO_CHAR.get(name)
 
 
-def check_typable(text: str, driver: Any = None) -> None:
+def check_typable(text: str, driver: Any = None, secret: bool = False) -> None:
     """Refuse, before anything is sent, text with characters the driver cannot type.
 
-    The error names every offending character (with its code point) and the driver.
+    The error names every offending character (with its code point) and the driver;
+    for ``secret`` text (a password) it only counts them.
     """
     if not isinstance(text, str):
         raise UnsupportedActionError(f"{_driver_name(driver)}: type: text must be a string, got {type(text).__name__}")
@@ -271,6 +272,8 @@ def check_typable(text: str, driver: Any = None) -> None:
     if bad:
         shown = ", ".join(f"{c!r} (U+{ord(c):04X})" for c in bad[:20])
         more = f" and {len(bad) - 20} more" if len(bad) > 20 else ""
+        if secret:
+            shown, more = f"{len(bad)} distinct character(s) of the secret text", ""
         caps = getattr(driver, "capabilities", None)
         why = ("this driver types only US-layout ASCII"
                if caps is not None and not caps.unicode_text else "the driver cannot send them")

@@ -11,6 +11,7 @@ import pytest
 from kvmrpa import SourceOpenError, UrlError
 from kvmrpa.capture import (
     DeviceSource,
+    FrameSource,
     ImageFolderSource,
     ImageSource,
     SourceHub,
@@ -38,6 +39,19 @@ def red(frame_image: np.ndarray) -> int:
     return round(float(frame_image[:, :, 2].mean()) / 20)
 
 
+def spy_published(src: FrameSource) -> list[int]:
+    """The red level of every image ``src`` publishes from now on, in order."""
+    seen: list[int] = []
+    orig = src._publish
+
+    def spy(image: np.ndarray, captured: float | None = None):
+        seen.append(red(image))
+        return orig(image, captured)
+
+    src._publish = spy  # type: ignore[method-assign]
+    return seen
+
+
 @pytest.fixture
 def hub():
     h = SourceHub(linger=0)
@@ -50,14 +64,7 @@ def test_video_file_as_fast_as_possible_plays_every_frame_then_stops(tmp_path: P
     make_video(path, frames=12)
     src = VideoFileSource(f"file://{path}?realtime=0")
     assert src.size == (64, 48) and src.fps == pytest.approx(25.0)
-    seen: list[int] = []
-    orig = src._publish
-
-    def spy(image: np.ndarray, captured: float | None = None):
-        seen.append(red(image))
-        return orig(image, captured)
-
-    src._publish = spy  # type: ignore[method-assign]
+    seen = spy_published(src)
     with src:
         wait_until(lambda: src.state == SourceState.STOPPED, 20, "end of file")
         assert src.metrics().last_error == "end of file clip.avi"
@@ -114,14 +121,7 @@ def test_image_folder_plays_images_in_name_order_and_skips_bad_ones(tmp_path: Pa
     (tmp_path / "notes.txt").write_text("ignored")
     src = ImageFolderSource(f"file://{tmp_path}?fps=200&loop=0")
     assert [p.name for p in src.files] == ["shot0.png", "shot1.png", "shot1b.png", "shot2.png"]
-    seen: list[int] = []
-    orig = src._publish
-
-    def spy(image: np.ndarray, captured: float | None = None):
-        seen.append(red(image))
-        return orig(image, captured)
-
-    src._publish = spy  # type: ignore[method-assign]
+    seen = spy_published(src)
     with src:
         wait_until(lambda: src.state == SourceState.STOPPED, 20, "end of the folder")
     assert seen == [0, 1, 2]

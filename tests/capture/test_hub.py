@@ -185,3 +185,44 @@ def test_a_finished_lingering_source_is_replaced_on_reopen(counting: Counting) -
         hub.release(again)
     finally:
         hub.close()
+
+
+class SlowToStop(ManualSource):
+    """Stopping blocks until the test lets it go (a reader stuck in FFmpeg)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.stopping = threading.Event()
+        self.let_go = threading.Event()
+
+    def _stop(self) -> None:
+        self.stopping.set()
+        self.let_go.wait(60)
+        super()._stop()
+
+
+def test_replacing_a_finished_source_does_not_hold_the_hub() -> None:
+    built: list[SlowToStop] = []
+    register_source("slowstop", lambda url: built.append(SlowToStop(url)) or built[-1])
+    hub = SourceHub(linger=60)
+    try:
+        first = hub.open("slowstop://cam")
+        hub.release(first)  # lingering
+        first._set_state(SourceState.STOPPED, "gave up")  # finished while lingering
+        reopened: list[FrameSource] = []
+        opener = threading.Thread(target=lambda: reopened.append(hub.open("slowstop://cam")))
+        opener.start()
+        assert built[0].stopping.wait(30)
+        # while the finished source is still stopping, the hub answers everyone else
+        other = threading.Thread(target=hub.refcounts)
+        other.start()
+        other.join(30)
+        assert not other.is_alive(), "the hub lock was held while a source stopped"
+        built[0].let_go.set()
+        opener.join(30)
+        assert reopened and reopened[0] is built[1] and reopened[0] is not first
+        assert hub.refcounts() == {"slowstop://cam": 1}
+    finally:
+        for src in built:
+            src.let_go.set()
+        hub.close()

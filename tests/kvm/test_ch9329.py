@@ -30,6 +30,9 @@ class Emulator:
         tty.setraw(self.slave)
         self.path = os.ttyname(self.slave)
         self.mode = "ok"
+        #: seconds the chip takes to answer; a frame arriving meanwhile is an overlap
+        self.delay = 0.0
+        self.overlaps = 0
         self.frames: list[tuple[int, int, bytes]] = []  # (address, command, data)
         self.bad_frames: list[bytes] = []
         self._stop = threading.Event()
@@ -75,6 +78,10 @@ class Emulator:
                     continue
                 self.frames.append((frame[2], frame[3], frame[5:5 + length]))
                 answer = self._answer(frame[2], frame[3], frame[5:5 + length])
+                if self.delay:
+                    self._stop.wait(self.delay)
+                    if self._buf or select.select([self.master], [], [], 0)[0]:
+                        self.overlaps += 1  # the host sent more before our answer
                 if answer:
                     os.write(self.master, answer)
 
@@ -183,3 +190,28 @@ def test_bad_port_and_rollover(chip: Emulator, fast_input: Any) -> None:
         run(hold_seven())
     with pytest.raises(UnsupportedActionError, match="horizontally"):
         run(drv.scroll(0, dx=1))
+
+
+def test_a_cancelled_command_keeps_the_line_until_its_acknowledgement(
+        chip: Emulator, fast_input: Any) -> None:
+    # A flow stopped while the chip is still answering must not let the next command
+    # onto the wire before that answer: it would read the other command's
+    # acknowledgement as its own.
+    drv = Ch9329Driver(f"ch9329://{chip.path}?ack_timeout=2&size=100x100")
+
+    async def main() -> None:
+        await drv.connect()
+        chip.delay = 0.3
+        sent = len(chip.frames)
+        task = asyncio.create_task(drv.move(10, 10))
+        while len(chip.frames) == sent:  # the move is on the wire, not yet answered
+            await asyncio.sleep(0.005)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await drv.key("a")  # must wait for the move's acknowledgement first
+        await drv.aclose()
+
+    run(main())
+    assert chip.overlaps == 0
+    assert [c for _a, c, _d in chip.frames[-3:]] == [0x04, 0x02, 0x02]

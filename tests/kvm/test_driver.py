@@ -346,3 +346,74 @@ def test_sync_face_works_from_any_thread() -> None:
         assert [a["op"] for a in drv.actions] == ["move", "button", "button", "text"]
     finally:
         release_driver(drv)
+
+
+def test_single_actions_of_another_flow_wait_for_a_held_session() -> None:
+    # A flow holding the target (click, then type) must not see another flow's single
+    # key, move, scroll, press/release or key_down/key_up land in the middle.
+    drv = Slow("dryrun://held")
+
+    async def holder(started: asyncio.Event) -> None:
+        async with drv.session():
+            await drv.click(1, 1)
+            started.set()
+            for _ in range(5):
+                await asyncio.sleep(0.001)
+            await drv.type_text("zz")
+
+    async def intruder() -> None:
+        await drv.key("a")
+        await drv.move(2, 2)
+        await drv.scroll(1)
+        await drv.key_down("b")
+        await drv.key_up("b")
+        await drv.press()
+        await drv.release()
+
+    async def main() -> None:
+        started = asyncio.Event()
+        task = asyncio.create_task(holder(started))
+        await started.wait()
+        await intruder()
+        await task
+
+    run(main())
+    ops = [a.get("text") or a["op"] for a in drv.actions]
+    # the holder's click and text come first, uninterrupted
+    assert ops[:5] == ["move", "button", "button", "z", "z"]
+    assert ops[5:] == ["key", "key", "move", "scroll", "key", "key", "button", "button"]
+
+
+def test_untypable_secret_text_is_refused_without_showing_it() -> None:
+    from kvmrpa.kvm._ch9329 import Ch9329Driver
+
+    drv = Ch9329Driver("ch9329:///dev/null-kvmrpa-test")  # US ASCII only; nothing opened
+    with pytest.raises(UnsupportedActionError) as info:
+        run(drv.type_text("pässwörd", secret=True))
+    msg = str(info.value)
+    assert "ä" not in msg and "ö" not in msg and "U+00E4" not in msg
+    assert "2 distinct character(s) of the secret text" in msg and "type" in msg
+    with pytest.raises(UnsupportedActionError, match=r"'ä' \(U\+00E4\)"):
+        run(drv.type_text("pässwörd"))  # not secret: the characters are named
+
+
+def test_a_cancelled_action_still_leaves_an_audit_record() -> None:
+    # a flow stopped while a node types: the run record shows the action, not nothing
+    drv = Slow("dryrun://cancel?token=s3cret")
+    records: list[ActionRecord] = []
+    drv.on_action(records.append)
+
+    async def main() -> None:
+        task = asyncio.create_task(drv.type_text("a long line of text s3cret"))
+        while not drv.actions:
+            await asyncio.sleep(0.001)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    run(main())
+    assert 0 < len(drv.actions) < len("a long line of text s3cret")
+    (rec,) = records
+    assert rec.action == "type" and rec.ok is False
+    assert rec.error == "dryrun://cancel?token=***: type: cancelled"
+    assert "s3cret" not in repr(rec)
