@@ -118,7 +118,8 @@ class StoreSettings(param.Parameterized):
 
     @property
     def home_path(self) -> Path:
-        return Path(self.home) if self.home else _DEFAULT_HOME
+        home = self.home  # read once: another thread may reset it in between
+        return Path(home) if home else _DEFAULT_HOME
 
     @property
     def runs_dir(self) -> Path:

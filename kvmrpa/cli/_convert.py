@@ -32,6 +32,7 @@ def convert_document(doc: dict[str, Any]) -> tuple[Any, list[str], list[str], li
     from ..engine._import import import_original, is_original
     from ..engine._import_vision import secure_secrets
     from ..engine._validate import document_to_flow
+    from ._validate import one_line
 
     warnings: list[Any] = []
     problems: list[Any] = []
@@ -46,7 +47,8 @@ def convert_document(doc: dict[str, Any]) -> tuple[Any, list[str], list[str], li
         problems.extend(exc.problems)
     except KvmrpaError as exc:
         problems.append(f"flow: {' '.join(str(exc).split())}")
-    return (None if problems else flow), [str(p) for p in problems], [str(w) for w in warnings], secrets
+    return ((None if problems else flow), [one_line(p) for p in problems],
+            [one_line(w) for w in warnings], secrets)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -78,7 +80,11 @@ def run(args: argparse.Namespace) -> int:
         for line in problems:
             print(line)
         return 2
-    flow.save(target)
+    try:
+        flow.save(target)
+    except OSError as exc:
+        print(f"flow: cannot write {target}: {exc.strerror or exc}")
+        return 2
     print(f"ok: wrote {target}: flow {flow.name!r}, {len(flow.nodes)} nodes, "
           f"{len(flow.edges)} edges")
     return 0

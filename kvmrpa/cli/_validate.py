@@ -19,6 +19,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def one_line(item: object) -> str:
+    """A problem or warning as exactly one line (newlines in ids or values escaped)."""
+    return str(item).replace("\r", "\\r").replace("\n", "\\n")
+
+
 def load_checked(path: str, strict: bool) -> tuple[object | None, list[str], list[str]]:
     """``(flow or None, problem lines, warning lines)`` for a flow file; never raises."""
     from .._errors import FlowFormatError, FlowValidationError, KvmrpaError
@@ -27,14 +32,14 @@ def load_checked(path: str, strict: bool) -> tuple[object | None, list[str], lis
     try:
         flow = Flow.load(path)
     except FlowValidationError as exc:
-        return None, [str(p) for p in exc.problems], []
+        return None, [one_line(p) for p in exc.problems], []
     except FlowFormatError as exc:
         return None, [f"flow: {' '.join(str(exc).split())}"], []
     except KvmrpaError as exc:
         return None, [f"flow: {' '.join(str(exc).split())}"], []
     except Exception as exc:  # the contract: never a traceback
         return None, [f"flow: internal error: {type(exc).__name__}: {exc}"], []
-    warnings = [str(w) for w in flow.import_warnings]
+    warnings = [one_line(w) for w in flow.import_warnings]
     if strict and warnings:
         return None, warnings, []
     return flow, [], warnings

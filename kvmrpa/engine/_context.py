@@ -13,6 +13,7 @@ a logger, the settings and the runtime.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextvars
 import inspect
 import logging
@@ -314,7 +315,12 @@ class NodeContext:
         self._run._record_action(self.node_id, action)
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-        """From a blocking ``run`` (a worker thread): run ``coro`` on the runtime loop."""
+        """From a blocking ``run`` (a worker thread): run ``coro`` on the runtime loop.
+
+        ``coro`` is cancelled when ``timeout`` passes (``TimeoutError``) or the run stops
+        (``concurrent.futures.CancelledError``), so the worker thread is never left
+        waiting on work nobody wants.
+        """
         runtime = get_runtime()
         if runtime.in_loop_thread():
             coro.close()
@@ -324,7 +330,19 @@ class NodeContext:
             CURRENT_NODE.set(self)
             return await coro
 
-        return runtime.submit(_with_ctx()).result(timeout)
+        future = runtime.submit(_with_ctx())
+        calls = self._run._calls
+        calls.add(future)
+        try:
+            if self._run._stop_requested and not self._run.done:  # (not a debugger re-run)
+                future.cancel()
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise TimeoutError(f"flow {self.flow_name!r}: node {self.node_id}: ctx.call() did "
+                               f"not finish within {timeout:g} s") from None
+        finally:
+            calls.discard(future)
 
     def __repr__(self) -> str:
         return f"NodeContext(flow={self.flow_name!r}, node={self.node_id!r})"

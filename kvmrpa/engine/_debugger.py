@@ -21,10 +21,11 @@ is quiet again — paused with nothing in flight, or ended) and an async form
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from .._errors import FlowStateError, FlowValidationError, Problem
+from .._errors import FlowStateError, FlowValidationError, NodeError, Problem
 from .._runtime import get_runtime
 from ._events import Paused, Resumed
 
@@ -230,7 +231,7 @@ class Debugger:
         return self.node(node_id).output
 
     # -- re-runs -------------------------------------------------------------------------
-    def _apply_params(self, node_id: str, params: dict[str, Any]) -> None:
+    async def _apply_params(self, node_id: str, params: dict[str, Any]) -> None:
         node = self._run.flow.nodes[node_id].node
         problems: list[Problem] = []
         if params:
@@ -243,7 +244,8 @@ class Debugger:
                     setattr(node, name, value)
                 except (ValueError, TypeError) as exc:
                     problems.append(Problem(node_id, name, f"invalid value {value!r}: {exc}"))
-        problems.extend(Problem(node_id, f, m) for f, m in node.check())
+        # a node's check may load a model or a template: in the pool, not on the loop
+        problems.extend(Problem(node_id, f, m) for f, m in await get_runtime().to_thread(node.check))
         self._run._graph.refresh(self._run.flow, node_id)
         if problems:
             raise FlowValidationError(problems, flow=self._run.flow.name)
@@ -254,22 +256,35 @@ class Debugger:
         run = self._run
         self._check_id(node_id)
         rec = run.nodes[node_id]
-        p = run._pass
-        if rec.status in ("running", "held") or (p is not None and node_id in p.tasks):
-            raise FlowStateError(f"node {node_id} is {rec.status}; pause until it is idle",
-                                 flow=run.flow.name)
-        if rec.inputs is None:
-            raise FlowStateError(f"node {node_id} has no cached inputs (it did not run in the "
-                                 "last pass)", flow=run.flow.name)
-        self._apply_params(node_id, params)
+
+        def idle() -> Any:
+            p = run._pass
+            if rec.status in ("running", "held") or (p is not None and node_id in p.tasks):
+                raise FlowStateError(f"node {node_id} is {rec.status}; pause until it is idle",
+                                     flow=run.flow.name)
+            if rec.inputs is None:
+                raise FlowStateError(f"node {node_id} has no cached inputs (it did not run in "
+                                     "the last pass)", flow=run.flow.name)
+            return p
+
+        idle()
+        await self._apply_params(node_id, params)
+        p = idle()  # again: the run may have moved on while the node was checked
         t0 = time.perf_counter()
         rec.status = "running"
         rec.runs += 1
         try:
             output, error = await run._invoke(node_id, rec.inputs, run.passes)
+        except asyncio.CancelledError:  # a timeout of rerun_node(): the node is idle again
+            rec.status, rec.output = "failed", None
+            rec.error = NodeError("cancelled: the re-run was cancelled", node_id=node_id,
+                                  flow=run.flow.name)
+            rec.finished = (rec.started or 0.0) + time.perf_counter() - t0
+            run._notify()
+            raise
         finally:
             if run._main is not None and run._main.done():
-                await run._resources.release_all()
+                await asyncio.shield(run._resources.release_all())
         rec.finished = (rec.started or 0.0) + time.perf_counter() - t0
         if error is None:
             rec.status, rec.output, rec.error = "done", output, None
@@ -294,7 +309,7 @@ class Debugger:
         if run._main is None or not run._main.done() or run._pass is not None:
             raise FlowStateError("re-run from a node needs the run to be stopped or finished; "
                                  "use rerun_node() while it is paused", flow=run.flow.name)
-        self._apply_params(node_id, params)
+        await self._apply_params(node_id, params)
         again = run._graph.descendants(node_id)
         reuse = {nid: rec for nid, rec in run.nodes.items()
                  if nid not in again and rec.status in ("done", "failed", "skipped")}
@@ -307,6 +322,7 @@ class Debugger:
             await run._resources.release_all()
             run.status = "stopped" if run._stop_requested else (
                 "failed" if run._pass_failed else "ok")
+            run._bus.close()  # subscribers of the re-run reach their end, as after a run
             run._notify()
         return run._result()
 

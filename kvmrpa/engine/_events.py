@@ -204,7 +204,7 @@ class Subscription:
         """Blocking: the next event, or ``None`` at the end of the run or on timeout."""
         with self._cond:
             if not self._buf:
-                self._cond.wait_for(lambda: bool(self._buf), timeout)
+                self._cond.wait_for(lambda: bool(self._buf) or self._closed, timeout)
             if not self._buf:
                 return None
             item = self._buf.popleft()
@@ -225,6 +225,8 @@ class Subscription:
                     if self._buf:
                         item = self._buf.popleft()
                         fut = None
+                    elif self._closed:  # closed by the subscriber (unsubscribed)
+                        return
                     else:
                         fut = loop.create_future()
                         self._waiter = (loop, fut)
@@ -243,6 +245,11 @@ class Subscription:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+            waiter, self._waiter = self._waiter, None
+        if waiter is not None:  # wake an async iterator waiting for the next event
+            loop, fut = waiter
+            with contextlib.suppress(RuntimeError):  # the subscriber's loop is gone
+                loop.call_soon_threadsafe(_set_done, fut)
 
 
 def _set_done(fut: asyncio.Future[None]) -> None:
@@ -299,7 +306,7 @@ class EventBus:
                     result = callback(event)
                     if inspect.isawaitable(result):
                         await result
-                except Exception:
+                except (Exception, SystemExit, KeyboardInterrupt):  # never end the loop
                     log.exception("event callback %r failed", callback)
 
         def _start() -> None:

@@ -235,7 +235,8 @@ class FlowRun:
         self.status = "created"
         self.passes = 0
         self.error: str | None = None
-        self.errors: list[str] = []
+        #: The errors of the last failed passes (bounded: loop mode may fail forever).
+        self.errors: collections.deque[str] = collections.deque(maxlen=100)
         self.actions: collections.deque[dict[str, Any]] = collections.deque(maxlen=10_000)
         self.last_pass_duration: float | None = None
         self._graph = _Graph(flow)
@@ -265,6 +266,8 @@ class FlowRun:
         self._any_failed = False
         self._pass_failed = False
         self._grace = settings.stop_grace
+        #: Coroutines blocking nodes are waiting on through ``ctx.call`` (cancelled on stop).
+        self._calls: set[concurrent.futures.Future[Any]] = set()
         if debug or breakpoints:
             from ._debugger import Debugger
 
@@ -312,9 +315,9 @@ class FlowRun:
         self._begin()
 
     def _begin(self) -> None:
-        if self._started:
-            raise FlowStateError(f"run {self.run_id} of flow {self.name!r} was already started",
-                                 flow=self.name)
+        if self._started or self._done.done():
+            raise FlowStateError(f"run {self.run_id} of flow {self.name!r} was already started "
+                                 "or stopped", flow=self.name)
         self._started = True
         self.status = "paused" if self._gate is not None and self._gate.paused else "running"
         self._loop = asyncio.get_running_loop()
@@ -496,12 +499,15 @@ class FlowRun:
             duration=(time.monotonic() - self._t_start) if self._t_start else 0.0)
 
     def _request_stop(self, reason: str = "stop") -> None:
-        if self._stop_requested or self._done.done():
+        # after the end, a debugger re-run (rerun_from) may still be running a pass
+        if self._stop_requested or (self._done.done() and self._pass is None):
             return
         self._stop_requested = True
         self._stop_reason = reason
         if self._stop_event is not None:
             self._stop_event.set()
+        for call in list(self._calls):  # unblocks the worker threads waiting on them
+            call.cancel()
         p = self._pass
         if p is not None:
             p.held.clear()
@@ -693,8 +699,9 @@ class FlowRun:
             except asyncio.CancelledError:
                 raise
             except NodeError as exc:
-                error = exc
-            except Exception as exc:
+                error = exc if exc.flow else _name_flow(exc, self.flow.name)
+            except (Exception, SystemExit, KeyboardInterrupt) as exc:
+                # user code calling sys.exit() fails its node, not the runtime's loop
                 error = NodeError(f"{type(exc).__name__}: {exc}", node_id=nid,
                                   flow=self.flow.name, cause=exc)
             finally:
@@ -798,6 +805,14 @@ def _topological(graph: _Graph) -> list[str]:
             if indeg[t] == 0:
                 queue.append(t)
     return order
+
+
+def _name_flow(exc: NodeError, flow: str) -> NodeError:
+    """A node's own ``NodeError`` raised without the flow name gets it (message too)."""
+    exc.flow = flow
+    if exc.args and isinstance(exc.args[0], str):
+        exc.args = (f"flow {flow!r}: {exc.args[0]}", *exc.args[1:])
+    return exc
 
 
 def _consume(task: asyncio.Task[Any]) -> None:

@@ -23,6 +23,7 @@ import datetime as _dt
 import json
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -291,10 +292,12 @@ class Flow:
 
     async def arun(self, **options: Any) -> RunResult:
         """Async form of :meth:`run`, usable from any event loop."""
+        from .._runtime import get_runtime
         from ._executor import FlowRun
 
         options.setdefault("passes", 1)
-        run = FlowRun(self, **options)
+        # validation may load models and templates (node checks): not on the caller's loop
+        run = await get_runtime().to_thread(lambda: FlowRun(self, **options))
         await run.astart()
         return await run.aresult()
 
@@ -305,8 +308,13 @@ class Flow:
 def atomic_write(target: Path, data: bytes) -> None:
     """Write ``data`` to ``target`` so that readers see the old or the new content."""
     target.parent.mkdir(parents=True, exist_ok=True)
+    try:  # the file keeps its mode; a new one gets the umask's (mkstemp would make it 0600)
+        mode = stat.S_IMODE(os.stat(target).st_mode)
+    except OSError:
+        mode = 0o666 & ~_umask()
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -322,3 +330,15 @@ def atomic_write(target: Path, data: bytes) -> None:
             os.fsync(dfd)
         finally:
             os.close(dfd)
+
+
+def _umask() -> int:
+    """The process umask, read without changing it (``os.umask`` sets it, racily)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o022

@@ -538,4 +538,7 @@ def secure_secrets(doc: dict[str, Any]) -> list[tuple[str, str, str]]:
     return done
 
 
-_URL_PASSWORD = re.compile(r"^(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:@/]*:)(?P<pw>[^@/]+)(?P<tail>@.*)$")
+#: ``scheme://user:password@host…``; the password runs to the *last* ``@`` before the
+#: path, so one written with a raw ``@`` in it (``p@ss``) is replaced whole.
+_URL_PASSWORD = re.compile(
+    r"^(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:@/]*:)(?P<pw>[^/]+?)(?P<tail>@[^@/]*(?:/.*)?)$")

@@ -76,13 +76,15 @@ class FlowManager:
 
     async def _remove(self, name: str) -> None:
         self._flow(name)
+        with self._lock:  # first, so that no start can find the flow while its run stops
+            self._flows.pop(name, None)
         run = self._active(name)
         if run is not None:
             run._request_stop("removed")
             await run.aresult()
         with self._lock:
-            self._flows.pop(name, None)
-            self._runs.pop(name, None)
+            if name not in self._flows:  # not added again while the run stopped
+                self._runs.pop(name, None)
 
     def remove(self, name: str) -> None:
         """Stop (if running) and forget a flow."""
@@ -108,6 +110,9 @@ class FlowManager:
             opts = {**self.run_defaults, **options}
             # validation and compilation may take a while for big flows: off the loop
             run = await get_runtime().to_thread(lambda: FlowRun(flow, **opts))
+            if self._flows.get(name) is not flow:  # removed or replaced meanwhile
+                raise FlowStateError(f"flow {name!r} was removed or replaced while it was "
+                                     "starting", flow=name)
             run._begin()
             with self._lock:
                 self._runs[name] = run

@@ -133,24 +133,33 @@ class RunStore:
         return record
 
     def _serve(self) -> None:
-        while True:
-            self._wake.wait(0.5)
-            self._wake.clear()
-            with self._lock:
-                records = list(self._open)
-            closed = [r for r in records if r._drain()]
-            if closed:
+        try:
+            while True:
+                self._wake.wait(0.5)
+                self._wake.clear()
                 with self._lock:
-                    for r in closed:
-                        self._open.remove(r)
-                try:
-                    self.prune()
-                except OSError:
-                    log.exception("run record retention failed")
+                    records = list(self._open)
+                closed = [r for r in records if r._drain()]
+                if closed:
+                    with self._lock:
+                        for r in closed:
+                            self._open.remove(r)
+                    try:
+                        self.prune()
+                    except Exception:  # retention must never stop the writer
+                        log.exception("run record retention failed")
+                with self._lock:
+                    if not self._open:
+                        self._thread = None
+                        return
+        except BaseException:
+            log.exception("the run record writer failed; open records are abandoned")
             with self._lock:
-                if not self._open:
-                    self._thread = None
-                    return
+                abandoned, self._open = self._open, []
+                self._thread = None  # the next open() starts a new writer
+            for r in abandoned:
+                r._closing = True
+                r._closed.set()
 
     def idle(self) -> bool:
         """True when no record is open and the writer thread has exited."""

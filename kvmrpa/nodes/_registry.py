@@ -57,6 +57,8 @@ log = logging.getLogger("kvmrpa.nodes")
 _lock = threading.RLock()
 _types: dict[str, type[Node]] = {}
 _entry_points_loaded = False
+_loading = False
+_load_lock = threading.RLock()  # held while the built-ins and entry points load
 
 N = TypeVar("N", bound=type[Node])
 _MISSING: Any = object()
@@ -112,23 +114,31 @@ def _load_builtins() -> None:
 
 
 def _load_entry_points() -> None:
-    global _entry_points_loaded
-    with _lock:
-        if _entry_points_loaded:
+    """Load the built-in modules and the entry points once. Other threads wait until it is
+    done (none sees a half-filled registry); a nested call from a module being loaded
+    returns at once."""
+    global _entry_points_loaded, _loading
+    with _load_lock:
+        if _entry_points_loaded or _loading:
             return
-        _entry_points_loaded = True
-    _load_builtins()
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        _loading = True
         try:
-            obj = ep.load()
-        except Exception:
-            log.exception("cannot load node entry point %s = %s", ep.name, ep.value)
-            continue
-        if inspect.isclass(obj) and issubclass(obj, Node):
-            try:
-                register_node(obj, name=obj.type_name or ep.name)
-            except (TypeError, ValueError):
-                log.exception("entry point %s = %s is not a valid node type", ep.name, ep.value)
+            _load_builtins()
+            for ep in entry_points(group=ENTRY_POINT_GROUP):
+                try:
+                    obj = ep.load()
+                except Exception:
+                    log.exception("cannot load node entry point %s = %s", ep.name, ep.value)
+                    continue
+                if inspect.isclass(obj) and issubclass(obj, Node):
+                    try:
+                        register_node(obj, name=obj.type_name or ep.name)
+                    except (TypeError, ValueError):
+                        log.exception("entry point %s = %s is not a valid node type",
+                                      ep.name, ep.value)
+        finally:
+            _entry_points_loaded = True
+            _loading = False
 
 
 def get_node_class(type_name: str) -> type[Node] | None:

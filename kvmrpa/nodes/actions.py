@@ -15,11 +15,11 @@ import param
 
 from .._errors import InputError, KvmrpaError, NodeError
 from .._frame import Frame
-from ..vision import MATCH_MODES, Detections, Matches, TextBoxes, compile_text_matcher
+from ..vision import MATCH_MODES, Detections, Matches, TextBoxes
 from ._base import ENV_REF, Node
 from ._registry import register_node
 from .image import as_frame, frame_from_context
-from .vision import find_texts, read_texts
+from .vision import find_texts, read_texts, text_problems
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine._context import Inputs, NodeContext
@@ -110,13 +110,7 @@ class Mouse(Node):
     def check(self) -> list[tuple[str, str]]:
         out = super().check()
         if self.target == "text":
-            if not self.text:
-                out.append(("text", "is required for target 'text'"))
-            else:
-                try:
-                    compile_text_matcher(self.text, self.match_mode, max_distance=self.max_distance)  # type: ignore[arg-type]
-                except KvmrpaError as exc:
-                    out.append(("text", str(exc)))
+            out += text_problems(self.text, self.match_mode, self.max_distance, "target 'text'")
         return out
 
     # -- locating --------------------------------------------------------------------------

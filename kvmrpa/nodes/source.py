@@ -6,6 +6,8 @@ per URL however many flows and viewers use it) and released when the run ends.
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import param
@@ -19,6 +21,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..engine._context import Inputs, NodeContext
 
 __all__ = ["Source"]
+
+
+def _ref(obj: Any) -> Callable[[], Any]:
+    """A weak reference to ``obj`` (a strong one for objects that cannot have one)."""
+    try:
+        return weakref.ref(obj)
+    except TypeError:
+        return lambda: obj
 
 
 @register_node
@@ -42,7 +52,11 @@ class Source(Node):
     async def run(self, inputs: Inputs, ctx: NodeContext) -> dict[str, Any]:
         src = await ctx.source(self.url or None)
         state = ctx.state
-        after = state.get("seq") if self.wait_new_frame else None
+        # frame numbers are per source object: one opened again (a debugger re-run after
+        # the run released it) counts from 1, so the last number seen does not apply
+        seen = state.get("source")
+        same = seen is not None and seen() is src
+        after = state.get("seq") if self.wait_new_frame and same else None
         frame = None if self.wait_new_frame else src.latest()
         if frame is None:
             try:
@@ -52,5 +66,5 @@ class Source(Node):
                 raise NodeError(f"no {'new ' if after is not None else ''}frame from {shown} "
                                 f"within {self.frame_timeout:g} s", node_id=ctx.node_id,
                                 flow=ctx.flow_name, field="frame_timeout", cause=exc) from exc
-        state["seq"] = frame.seq
+        state["seq"], state["source"] = frame.seq, _ref(src)
         return {"frame": frame}

@@ -59,6 +59,7 @@ __all__ = [
     "WaitUntil",
     "find_texts",
     "read_texts",
+    "text_problems",
 ]
 
 _ROI_DOC = "Region (x, y, width, height) to search, in pixels of the incoming frame; empty for the whole frame."
@@ -83,6 +84,19 @@ def find_texts(texts: TextBoxes, pattern: str, mode: str = "contains", *,
     reading order (top to bottom, left to right)."""
     return texts.filter(pattern, mode, max_distance=max_distance,  # type: ignore[arg-type]
                         ignore_case=ignore_case).reading_order()
+
+
+def text_problems(text: str, match_mode: str, max_distance: int | None,
+                  needed_for: str) -> list[tuple[str, str]]:
+    """``check`` problems of a text to look for: it is required (for ``needed_for``, as
+    ``"kind 'text_found'"``) and must be a valid pattern for ``match_mode``."""
+    if not text:
+        return [("text", f"is required for {needed_for}")]
+    try:
+        compile_text_matcher(text, match_mode, max_distance=max_distance)  # type: ignore[arg-type]
+    except KvmrpaError as exc:
+        return [("text", str(exc))]
+    return []
 
 
 def read_texts(frame: Frame, engine: str | OcrEngine | None = None,
@@ -288,13 +302,7 @@ class VisionCondition(FrameNode):
     def check(self) -> list[tuple[str, str]]:
         out = super().check()
         if self.kind == "text_found":
-            if not self.text:
-                out.append(("text", "is required for kind 'text_found'"))
-            else:
-                try:
-                    compile_text_matcher(self.text, self.match_mode, max_distance=self.max_distance)  # type: ignore[arg-type]
-                except KvmrpaError as exc:
-                    out.append(("text", str(exc)))
+            out += text_problems(self.text, self.match_mode, self.max_distance, "kind 'text_found'")
         return out
 
     def evaluate(self, texts: TextBoxes | None = None, matches: Matches | None = None,
@@ -387,13 +395,7 @@ class WaitUntil(FrameNode):
     def check(self) -> list[tuple[str, str]]:
         out = super().check()
         if self.kind.startswith("text"):
-            if not self.text:
-                out.append(("text", f"is required for kind {self.kind!r}"))
-            else:
-                try:
-                    compile_text_matcher(self.text, self.match_mode, max_distance=self.max_distance)  # type: ignore[arg-type]
-                except KvmrpaError as exc:
-                    out.append(("text", str(exc)))
+            out += text_problems(self.text, self.match_mode, self.max_distance, f"kind {self.kind!r}")
         elif self.kind.startswith("image"):
             if not self.template:
                 out.append(("template", f"is required for kind {self.kind!r}"))

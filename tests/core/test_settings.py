@@ -61,13 +61,13 @@ def test_invalid_values_name_setting_value_and_range(env: dict[str, str], fragme
 def test_bad_file_is_a_clear_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text("[capture\nstall_timeout = 1")
-    with pytest.raises(ConfigError, match="bad.toml"):
+    with pytest.raises(ConfigError, match=r"bad\.toml"):
         load_settings(bad, env={})
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(tmp_path / "missing.toml", env={})
     unknown = tmp_path / "unknown.toml"
     unknown.write_text("[capture]\nstal_timeout = 1\n")
-    with pytest.raises(ConfigError, match="unknown setting 'capture.stal_timeout'"):
+    with pytest.raises(ConfigError, match=r"unknown setting 'capture\.stal_timeout'"):
         load_settings(unknown, env={})
 
 

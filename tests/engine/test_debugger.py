@@ -154,3 +154,108 @@ def test_sync_facade_works_where_an_event_loop_is_already_running() -> None:
         return at, run.result(30).status
 
     assert asyncio.run(cell()) == ("c", "ok")
+
+
+def test_stop_cancels_a_rerun_from_after_the_run_ended() -> None:
+    from kvmrpa import get_runtime
+
+    flow = Flow("rerun-stop")
+    flow.add("variable", "a", variable="n", value=1)
+    flow.add("wait", "w", ms=0)
+    flow.connect("a", "w")
+    run = FlowRun(flow, record=False)
+    run.start()
+    assert run.result(30).status == "ok"
+    pending = get_runtime().submit(run.debugger.arerun_from("w", ms=60_000))
+    while run.nodes["w"].status != "running":  # the re-run pass is in flight
+        assert not pending.done(), pending.result()
+        asyncio.run(asyncio.sleep(0.01))
+    run.stop()
+    result = pending.result(20)  # not 60 s: the stop reached the re-run
+    assert result.status == "stopped" and run.nodes["w"].status == "failed"
+    assert "stopped" in str(run.nodes["w"].error)
+
+
+def test_node_checks_run_off_the_event_loop_in_arun_and_rerun_node() -> None:
+    import threading
+    from typing import Any, ClassVar
+
+    from kvmrpa import Node, get_runtime, register_node
+
+    checked_in: list[int] = []
+
+    @register_node
+    class SlowCheck(Node):
+        """A node whose check stands for loading a model (blocking work)."""
+
+        type_name: ClassVar[str] = "test_slow_check"
+
+        def check(self) -> list[tuple[str, str]]:
+            checked_in.append(threading.get_ident())
+            return super().check()
+
+        async def run(self, inputs: Any, ctx: Any) -> dict[str, Any]:
+            return {"ok": True}
+
+    flow = Flow("checks")
+    flow.add("test_slow_check", "s")
+
+    async def main() -> tuple[int, Any]:
+        result = await flow.arun(record=False)
+        return threading.get_ident(), result
+
+    caller, result = asyncio.run(main())
+    assert result.status == "ok" and checked_in and caller not in checked_in
+
+    run = FlowRun(flow, record=False)
+    run.start()
+    assert run.result(30).status == "ok"
+    checked_in.clear()
+    loop_thread = get_runtime().run(_ident())
+    assert run.debugger.rerun_node("s").status == "done"
+    assert checked_in and loop_thread not in checked_in
+
+
+async def _ident() -> int:
+    import threading
+
+    return threading.get_ident()
+
+
+def test_a_subscription_taken_during_a_rerun_from_ends_with_it() -> None:
+    from kvmrpa import get_runtime
+
+    flow = Flow("rerun-events")
+    flow.add("wait", "w", ms=0)
+    run = FlowRun(flow, record=False)
+    run.start()
+    assert run.result(30).status == "ok"
+    pending = get_runtime().submit(run.debugger.arerun_from("w", ms=1500))
+    while run.nodes["w"].status != "running":
+        assert not pending.done(), pending.result()
+        asyncio.run(asyncio.sleep(0.01))
+    sub = run.events()
+    assert pending.result(20).status == "ok"
+
+    async def drain() -> list[str]:
+        return [ev.kind async for ev in sub]
+
+    kinds = asyncio.run(asyncio.wait_for(drain(), 20))  # ends: no wait for more, forever
+    assert kinds[-1] == "pass_finished"
+
+
+def test_a_rerun_node_that_times_out_leaves_the_node_idle() -> None:
+    flow = Flow("rerun-timeout")
+    flow.add("wait", "w", ms=0)
+    run = FlowRun(flow, record=False)
+    run.start()
+    assert run.result(30).status == "ok"
+    with pytest.raises(TimeoutError):
+        run.debugger.rerun_node("w", timeout=0.2, ms=60_000)
+    rec = run.nodes["w"]
+    for _ in range(400):  # the cancellation reaches the loop just after the timeout
+        if rec.status != "running":
+            break
+        asyncio.run(asyncio.sleep(0.025))
+    assert rec.status == "failed" and "cancelled" in str(rec.error)
+    assert run.debugger.rerun_node("w", ms=0).status == "done"  # not "w is running"

@@ -136,6 +136,14 @@ def test_bad_outputs_fail_with_the_node_named() -> None:
     assert result.status == "failed" and "node r: run() returned list" in result.error
 
 
+def test_a_node_error_raised_without_the_flow_name_gets_it() -> None:
+    flow = Flow("named")
+    flow.add("condition", "c", mode="variable", variable="missing", operator="==", value=1)
+    result = flow.run(record=False, timeout=30)
+    assert result.status == "failed"
+    assert result.error.startswith("flow 'named': node c: variable: variable 'missing'")
+
+
 class _FakeSource:
     def __init__(self, url: str) -> None:
         self.url = url
@@ -348,3 +356,121 @@ def test_actions_of_this_flow_are_recorded_and_drivers_released(
     # another flow's use of the shared driver is not in this flow's audit trail
     asyncio.run(shared.click(9, 9))
     assert len(run.actions) == 1
+
+
+def test_unsubscribing_ends_the_async_iterator_the_blocking_get_and_the_dispatcher() -> None:
+    import threading
+
+    flow = Flow("unsub")
+    flow.add("wait", "w", ms=60_000)
+    run = FlowRun(flow, record=False)
+    sub = run.events()
+    blocking = run.events()
+    unsubscribe = run.on_event(lambda ev: None)
+    run.start()
+    try:
+        async def consume() -> list[str]:
+            it = sub.__aiter__()
+            kinds = [(await it.__anext__()).kind]
+            while kinds[-1] != "node_started":
+                kinds.append((await it.__anext__()).kind)
+            nxt = asyncio.ensure_future(it.__anext__())  # waits: the node runs for 60 s
+            await asyncio.sleep(0)
+            sub.close()
+            with pytest.raises(StopAsyncIteration):
+                await asyncio.wait_for(nxt, 20)
+            return kinds
+
+        assert asyncio.run(consume())[-1] == "node_started"
+        _wait_for_event(run, blocking, "node_started", "w")  # after it, nothing comes
+        got: list[Any] = []
+        reader = threading.Thread(target=lambda: got.append(blocking.get(None)), daemon=True)
+        reader.start()
+        blocking.close()
+        reader.join(20)
+        assert not reader.is_alive() and got == [None]
+        unsubscribe()
+        for _ in range(400):
+            if not run._bus._dispatchers:
+                break
+            time.sleep(0.05)
+        assert run._bus._dispatchers == []  # the callback's dispatcher task ended
+    finally:
+        assert run.stop(10).status == "stopped"
+
+
+def test_the_errors_kept_by_a_run_that_fails_every_pass_are_bounded() -> None:
+    flow = Flow("fails-always")
+    flow.add("condition", "c", mode="variable", variable="missing", operator="==", value=1)
+    run = FlowRun(flow, passes=150, record=False)
+    run.start()
+    result = run.result(60)
+    assert result.passes == 150 and result.status == "failed"
+    assert len(run.errors) == 100 and "node c" in run.errors[-1]
+
+
+def test_a_run_stopped_before_it_started_cannot_be_started() -> None:
+    from kvmrpa import FlowStateError
+
+    flow = Flow("never")
+    flow.add("wait", "w", ms=0)
+    run = FlowRun(flow, record=False)
+    assert run.stop().status == "stopped"
+    with pytest.raises(FlowStateError, match="already started or stopped"):
+        run.start()
+    assert run.passes == 0 and run.nodes["w"].runs == 0
+
+
+def test_stop_and_timeouts_cancel_what_a_blocking_node_awaits_through_ctx_call() -> None:
+    flow = Flow("calls")
+    flow.add("python", "p", code=(
+        "import asyncio\n"
+        "try:\n"
+        "    ctx.call(asyncio.sleep(60), timeout=0.05)\n"
+        "except TimeoutError as exc:\n"
+        "    variables['timeout'] = str(exc)\n"
+        "try:\n"
+        "    ctx.call(asyncio.sleep(60))\n"
+        "    variables['outcome'] = 'slept'\n"
+        "except BaseException as exc:\n"
+        "    variables['outcome'] = type(exc).__name__\n"))
+    run = FlowRun(flow, record=False)
+    sub = run.events()
+    run.start()
+    _wait_for_event(run, sub, "node_started", "p")
+    while "timeout" not in run.variables:  # the first call timed out; the second waits
+        time.sleep(0.01)
+    assert "node p: ctx.call() did not finish within 0.05 s" in run.variables["timeout"]
+    assert run.stop(10).status == "stopped"
+    for _ in range(400):  # the worker thread is released by the stop, not after 60 s
+        if "outcome" in run.variables:
+            break
+        time.sleep(0.05)
+    assert run.variables.get("outcome") == "CancelledError"
+
+
+def test_a_node_calling_sys_exit_fails_its_pass_not_the_runtime() -> None:
+    flow = Flow("exits")
+    flow.add("python", "blocking", code="import sys\nsys.exit(3)")
+    result = flow.run(record=False, timeout=30)
+    assert result.status == "failed" and "node blocking: SystemExit: 3" in result.error
+
+    from typing import ClassVar
+
+    from kvmrpa import Node, register_node
+
+    @register_node
+    class Interrupts(Node):
+        """Raises KeyboardInterrupt from async code (outputs nothing)."""
+
+        type_name: ClassVar[str] = "test_interrupts"
+
+        async def run(self, inputs: Any, ctx: Any) -> Any:
+            raise KeyboardInterrupt
+
+    again = Flow("interrupts")
+    again.add("test_interrupts", "k")
+    assert again.run(record=False, timeout=30).status == "failed"
+    after = Flow("after")
+    after.add("wait", "w", ms=1)
+    assert after.run(record=False, timeout=30).status == "ok"  # the loop still runs

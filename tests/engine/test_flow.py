@@ -129,3 +129,19 @@ def test_killed_mid_save_leaves_the_old_or_the_new_file(tmp_path: Path) -> None:
         assert len(flow.nodes) == 1500 and flow.description.startswith("version ")
     leftovers = [p for p in os.listdir(tmp_path) if p != "big.json"]
     assert all(p.startswith(".big.json.") for p in leftovers)  # only abandoned temp files
+
+
+def test_saving_keeps_the_file_mode_and_a_new_file_follows_the_umask(tmp_path: Path) -> None:
+    import stat
+
+    old_mask = os.umask(0o027)
+    try:
+        flow = Flow("modes")
+        flow.add("wait", "w", ms=1)
+        new = flow.save(tmp_path / "new.json")
+        assert stat.S_IMODE(new.stat().st_mode) == 0o640  # 0o666 & ~0o027, not mkstemp's 0600
+        os.chmod(new, 0o664)
+        flow.save(new)
+        assert stat.S_IMODE(new.stat().st_mode) == 0o664
+    finally:
+        os.umask(old_mask)

@@ -126,3 +126,41 @@ def test_stress_8_threads_1000_random_ops_over_20_flows() -> None:
     leaked = [t for t in threading.enumerate()
               if t.ident not in threads_before and not t.name.startswith("kvmrpa-worker")]
     assert leaked == []
+
+
+def test_a_flow_removed_while_its_run_is_starting_does_not_start() -> None:
+    from typing import Any, ClassVar
+
+    from kvmrpa import Node, register_node
+
+    entered, release = threading.Event(), threading.Event()
+
+    @register_node
+    class GatedCheck(Node):
+        """Its check (run while a start validates the flow) waits for the test."""
+
+        type_name: ClassVar[str] = "test_gated_check"
+
+        def check(self) -> list[tuple[str, str]]:
+            if threading.current_thread() is not threading.main_thread():
+                entered.set()
+                release.wait(20)
+            return super().check()
+
+        async def run(self, inputs: Any, ctx: Any) -> dict[str, Any]:
+            await asyncio.sleep(60)
+            return {}
+
+    flow = Flow("gated")
+    flow.add("test_gated_check", "g")
+    mgr = FlowManager(record=False)
+    mgr.add(flow)
+    starting = get_runtime().submit(mgr.astart("gated"))
+    try:
+        assert entered.wait(20)  # the start is validating, off the loop
+        mgr.remove("gated")
+    finally:
+        release.set()
+    with pytest.raises(FlowStateError, match="removed or replaced while it was starting"):
+        starting.result(20)
+    assert mgr.names == [] and mgr.run_of("gated") is None

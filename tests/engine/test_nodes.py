@@ -209,3 +209,36 @@ def test_a_custom_async_node_type_runs_and_sees_nearest_upstream_values() -> Non
     flow.connect("w", "c")
     result = _run(flow)
     assert result.variables["seen"] == [["测试"], (7, 2), None, ["w"]]
+
+
+def test_a_lookup_during_the_first_registry_load_waits_for_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from kvmrpa.nodes import _registry
+
+    entered, go = threading.Event(), threading.Event()
+
+    class LateType(Node):
+        """Registered by the (slow) loading of the built-in modules."""
+
+        type_name: ClassVar[str] = "test_late_type"
+
+    def slow_builtins() -> None:
+        entered.set()
+        go.wait(20)
+        register_node(LateType)
+
+    monkeypatch.setattr(_registry, "_entry_points_loaded", False)
+    monkeypatch.setattr(_registry, "_load_builtins", slow_builtins)
+    monkeypatch.delitem(_registry._types, "test_late_type", raising=False)
+    loader = threading.Thread(target=_registry.node_types)
+    loader.start()
+    assert entered.wait(20)
+    found: list[Any] = []
+    lookup = threading.Thread(target=lambda: found.append(get_node_class("test_late_type")))
+    lookup.start()
+    lookup.join(1.0)  # a lookup that does not wait for the load answers None at once
+    go.set()
+    lookup.join(20)
+    loader.join(20)
+    assert found == [LateType]
+    monkeypatch.delitem(_registry._types, "test_late_type")

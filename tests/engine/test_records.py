@@ -93,3 +93,36 @@ def test_old_records_are_deleted_by_age(store: Path) -> None:
     _flow().run(timeout=30)
     get_run_store().prune()
     assert not old_file.exists() and len(list(store.glob("*.jsonl"))) == 1
+
+
+def test_the_writer_survives_a_failing_retention_and_a_failing_record(
+        store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kvmrpa.engine._records import RunRecord, RunStore
+
+    def broken_prune(self: RunStore) -> list[Path]:
+        raise RuntimeError("retention broke")
+
+    with monkeypatch.context() as m:
+        m.setattr(RunStore, "prune", broken_prune)
+        first = _flow().run(timeout=30)
+    assert read_run(first.record)[-1]["kind"] == "flow_finished"
+
+    real_drain = RunRecord._drain
+
+    def broken_drain(self: RunRecord) -> bool:
+        if "writer-dies" in self.path.name:
+            raise RuntimeError("writer broke")
+        return real_drain(self)
+
+    with monkeypatch.context() as m:
+        m.setattr(RunRecord, "_drain", broken_drain)
+        dying = Flow("writer-dies")
+        dying.add("wait", "w", ms=0)
+        assert dying.run(timeout=30).status == "ok"  # its record is abandoned, not awaited
+    for _ in range(200):
+        if get_run_store().idle():
+            break
+        time.sleep(0.025)
+    after = _flow().run(timeout=30)  # a new writer thread takes the next records
+    lines = read_run(after.record)
+    assert lines[0]["kind"] == "run" and lines[-1]["kind"] == "flow_finished"

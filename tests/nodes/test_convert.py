@@ -73,6 +73,23 @@ def test_convert_replaces_the_password_by_an_env_reference(tmp_path: Path,
     assert flow["kvm"].url.endswith("${env:KVMRPA_KVM_PASSWORD}@192.168.1.50:554/1")
 
 
+def test_convert_replaces_a_password_holding_a_raw_at_sign_whole(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "cam.json"
+    src.write_text(json.dumps({
+        "id": "f1", "name": "cam", "version": "1.0", "created_at": "2024-01-01",
+        "nodes": [{"id": "cam", "type": "rtsp_source", "x": 0, "y": 0,
+                   "properties": {"url": "rtsp://admin:p@ss@10.0.0.5:554/live"}}],
+        "edges": []}), encoding="utf-8")
+    out = tmp_path / "cam.flow.json"
+    assert main(["convert", str(src), str(out)]) == 0
+    text = out.read_text(encoding="utf-8")
+    assert "p@ss" not in text and "ss@10" not in text
+    cam = next(n for n in json.loads(text)["nodes"] if n["id"] == "cam")
+    assert cam["params"]["url"] == "rtsp://admin:${env:KVMRPA_CAM_PASSWORD}@10.0.0.5:554/live"
+    assert "p@ss" not in capsys.readouterr().err
+
+
 def test_convert_refuses_problems_and_writes_nothing(tmp_path: Path, dialog_url: str,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     src = _write(tmp_path, "no_ocr", IMAGE_URL=dialog_url)
@@ -108,3 +125,16 @@ def test_convert_command_line_reports_bad_json(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "invalid JSON at line 1" in proc.stdout
     assert "Traceback" not in proc.stderr
+
+
+def test_convert_reports_an_unwritable_target_without_a_traceback(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "w.json"
+    src.write_text(json.dumps({
+        "id": "f1", "name": "w", "version": "1.0", "created_at": "2024-01-01",
+        "nodes": [{"id": "w", "type": "wait", "x": 0, "y": 0, "properties": {"duration_ms": 5}}],
+        "edges": []}), encoding="utf-8")
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder", encoding="utf-8")
+    assert main(["convert", str(src), str(blocker / "out.json")]) == 2  # parent is a file
+    assert capsys.readouterr().out.startswith(f"flow: cannot write {blocker / 'out.json'}")

@@ -122,3 +122,41 @@ def test_every_library_node_round_trips_through_json(tmp_path: Path) -> None:
     assert again.to_dict()["nodes"] == flow.to_dict()["nodes"]
     assert again["ocr"].roi == (1, 2, 3, 4)
     assert again["mouse"].anchor == "right" and again["src"].url.endswith("${env:CAM_PATH}")
+
+
+def test_source_waits_for_a_newer_frame_only_from_the_same_source() -> None:
+    import asyncio
+    from typing import Any
+
+    from kvmrpa import FrameTimeoutError
+    from kvmrpa.nodes.source import Source
+
+    class _Src:
+        def __init__(self, seq: int) -> None:
+            self.frame = Frame.from_array(np.zeros((4, 4, 3), np.uint8), seq=seq)
+
+        def latest(self) -> Frame:
+            return self.frame
+
+        async def next_frame(self, after: int | None, timeout: float) -> Frame:
+            if after is None or self.frame.seq > after:
+                return self.frame
+            raise FrameTimeoutError(f"no frame after {after}")
+
+    class _Ctx:
+        node_id, flow_name = "src", "f"
+
+        def __init__(self) -> None:
+            self.state: dict[str, Any] = {}
+            self.current: Any = None
+
+        async def source(self, url: str | None = None) -> Any:
+            return self.current
+
+    node, ctx = Source(frame_timeout=0.01), _Ctx()
+    ctx.current = _Src(500)
+    assert asyncio.run(node.run({}, ctx))["frame"].seq == 500  # type: ignore[arg-type]
+    with pytest.raises(Exception, match="no new frame"):  # same source, nothing newer
+        asyncio.run(node.run({}, ctx))  # type: ignore[arg-type]
+    ctx.current = _Src(1)  # opened again: it counts from 1
+    assert asyncio.run(node.run({}, ctx))["frame"].seq == 1  # type: ignore[arg-type]
