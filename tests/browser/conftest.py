@@ -92,8 +92,11 @@ def serve_dashboard(tmp_path: Path) -> Callable[..., contextlib.AbstractContextM
     return start
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[object]:
+    # Module scope, not session: Playwright's sync API keeps an event loop marked as
+    # running in the main thread while it is open, which would break asyncio.run() in
+    # every test that runs after the browser tests.
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
