@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import queue
 import random
 import sys
@@ -36,10 +35,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--record", action="store_true", help="write run records")
     p.add_argument("--json", action="store_true", help="print the result table as JSON")
     p.set_defaults(func=run)
-
-
-def _errors_only(record: logging.LogRecord) -> bool:
-    return record.levelno >= logging.ERROR
 
 
 def _pad(text: str, width: int) -> str:
@@ -76,10 +71,6 @@ def run(args: argparse.Namespace) -> int:
     from ..engine import Flow, FlowRun
     from ..sim import flow_path, get_desktop
 
-    rapid = logging.getLogger("RapidOCR")
-    if not getattr(args, "debug", False) and _errors_only not in rapid.filters:
-        # RapidOCR logs "text detection result is empty" for every empty region read.
-        rapid.addFilter(_errors_only)
     scenarios = args.scenario or list(EXPECTED)
     seed = random.randrange(10_000) if args.seed is None else args.seed
     _say(args, f"kvmrpa demo: {len(scenarios)} scenario(s) on the simulated desktop, seed {seed}")

@@ -12,14 +12,24 @@ after S seconds; ``--interval S`` between passes; ``--var NAME=JSON`` sets a var
 ``started_s`` / ``finished_s`` are seconds from the start of the last pass. Exit status:
 0 ok (or stopped by ``--duration``), 1 failed, 2 the flow cannot be loaded (one line per
 problem, as ``kvmrpa validate``), 130 stopped by Ctrl-C.
+
+Ctrl-C stops the run and prints its result as usual. If the run has not stopped within
+``--stop-timeout`` seconds (default 10; a node blocking the event loop, a driver that
+hangs while closing), or Ctrl-C is pressed again meanwhile, one line on stderr says so
+and the process exits at once with 130, without the result: nothing is left to wait on.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..engine import FlowRun, RunResult
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,6 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-record", action="store_true", help="do not write a run record")
     p.add_argument("--strict", action="store_true", help="refuse flows with import warnings")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.add_argument("--stop-timeout", type=float, default=10.0, metavar="S",
+                   help="after Ctrl-C, seconds to wait for the run to stop before exiting "
+                        "without its result (default 10)")
     p.set_defaults(func=run)
 
 
@@ -56,6 +69,29 @@ def _variables(items: list[str]) -> dict[str, Any]:
     return out
 
 
+def _exit_now(code: int) -> NoReturn:
+    """End the process at once: a run that did not stop may hold the event loop or a
+    worker thread forever, and a normal interpreter exit would wait for it."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
+def _stop_after_ctrl_c(run_: FlowRun, timeout: float) -> RunResult:
+    """Stop the run after Ctrl-C; exits the process (130) with one line on stderr when
+    it does not stop within ``timeout`` seconds or Ctrl-C comes again."""
+    try:
+        return run_.stop(timeout=timeout) or run_.result(timeout=timeout)
+    except TimeoutError:
+        why = f"did not stop within {timeout:g} s of Ctrl-C"
+    except KeyboardInterrupt:
+        why = "was interrupted again while stopping"
+    print(f"kvmrpa run: flow {run_.name!r} {why}; exiting without its result "
+          "(a node may still be running)", file=sys.stderr)
+    _exit_now(130)
+
+
 def run(args: argparse.Namespace) -> int:
     from .._errors import KvmrpaError
     from ..engine import FlowRun
@@ -65,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
         raise KvmrpaError(f"--passes must be >= 0, got {args.passes}")
     if args.duration is not None and args.duration <= 0:
         raise KvmrpaError(f"--duration must be > 0, got {args.duration}")
+    if not args.stop_timeout > 0:
+        raise KvmrpaError(f"--stop-timeout must be > 0, got {args.stop_timeout}")
     flow, problems, warnings = load_checked(args.flow, args.strict)
     for line in warnings:
         print(f"warning: {line}", file=sys.stderr)
@@ -86,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
                 continue
     except KeyboardInterrupt:
         interrupted = True
-        result = run_.stop(timeout=10.0) or run_.result(timeout=10.0)
+        result = _stop_after_ctrl_c(run_, args.stop_timeout)
     if args.json:
         print(json.dumps(result.as_dict(), ensure_ascii=False, default=repr))
     else:

@@ -6,6 +6,7 @@ per URL however many flows and viewers use it) and released when the run ends.
 
 from __future__ import annotations
 
+import time
 import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -36,9 +37,12 @@ class Source(Node):
     """Take a frame from a video source.
 
     ``url`` is any source URL (``rtsp://…``, ``file:///…png``, ``sim://…``, a device);
-    empty means the flow's own source. With ``wait_new_frame`` the node waits for a
-    frame newer than the one it returned in the previous pass (each pass sees a fresh
-    screen); otherwise it takes the latest frame at once.
+    empty means the flow's own source. With ``wait_new_frame`` (the default) the node
+    waits for a frame captured after it started, and newer than the one it returned in
+    the previous pass: each pass, the first one included, sees the screen as it is now,
+    never a frame that predates an action just done (by the previous pass, a previous run
+    or a person). That costs up to one frame period. Otherwise it takes the latest frame
+    at once, which may be that old.
     Inputs: none. Outputs: ``{"frame": Frame}`` (the full source frame).
     """
 
@@ -46,10 +50,11 @@ class Source(Node):
     category: ClassVar[str] = "source"
 
     url = param.String(default="", doc="Source URL (rtsp://, file://, sim://, device); empty for the flow's source. Secrets as ${env:NAME}.")
-    wait_new_frame = param.Boolean(default=True, doc="Wait for a frame newer than the one used in the previous pass.")
+    wait_new_frame = param.Boolean(default=True, doc="Wait for a frame captured after this node started (and newer than the one used in the previous pass), so the flow never acts on a screen from before its last action; off: take the latest frame at once, however old.")
     frame_timeout = param.Number(default=5.0, bounds=(0.0, 3600.0), inclusive_bounds=(False, True), doc="Seconds to wait for a frame before failing.")
 
     async def run(self, inputs: Inputs, ctx: NodeContext) -> dict[str, Any]:
+        entered = time.monotonic()
         src = await ctx.source(self.url or None)
         state = ctx.state
         # frame numbers are per source object: one opened again (a debugger re-run after
@@ -59,11 +64,15 @@ class Source(Node):
         after = state.get("seq") if self.wait_new_frame and same else None
         frame = None if self.wait_new_frame else src.latest()
         if frame is None:
+            deadline = time.monotonic() + self.frame_timeout
             try:
                 frame = await src.next_frame(after, self.frame_timeout)
+                while self.wait_new_frame and frame.captured < entered:  # predates this node
+                    frame = await src.next_frame(frame.seq, max(0.0, deadline - time.monotonic()))
             except FrameTimeoutError as exc:
                 shown = redact_url(self.url) if self.url else "the flow's source"
-                raise NodeError(f"no {'new ' if after is not None else ''}frame from {shown} "
+                new = "new " if self.wait_new_frame and src.latest() is not None else ""
+                raise NodeError(f"no {new}frame from {shown} "
                                 f"within {self.frame_timeout:g} s", node_id=ctx.node_id,
                                 flow=ctx.flow_name, field="frame_timeout", cause=exc) from exc
         state["seq"], state["source"] = frame.seq, _ref(src)

@@ -360,6 +360,10 @@ class WaitUntil(FrameNode):
 
     Polls fresh frames of the flow's source (or ``source_url``), each newer than the
     last one checked, for at most ``wait_timeout`` seconds; then fails, naming itself.
+    Only frames captured after the node started count (like SikuliX's ``wait`` /
+    ``waitVanish``): the newest frame at that moment may predate the click or the typing
+    the flow just did, so it can neither satisfy the wait nor start the "screen stable"
+    period.
     Inputs: none needed. Outputs: ``{"frame": the frame that satisfied the wait,
     "waited_s": seconds}`` plus ``"texts"`` (kinds text_*) or ``"matches"`` (kinds
     image_*) found in that frame, in source pixels.
@@ -440,6 +444,7 @@ class WaitUntil(FrameNode):
         return {"frame": frame, "result": ok, **extra}
 
     async def run(self, inputs: Inputs, ctx: NodeContext) -> dict[str, Any]:
+        entered = time.monotonic()  # frames captured before this are not evidence
         src = await ctx.source(self.source_url or None)
         start = time.monotonic()
         deadline = start + self.wait_timeout
@@ -455,6 +460,8 @@ class WaitUntil(FrameNode):
             except FrameTimeoutError:
                 break
             after = frame.seq
+            if frame.captured < entered:
+                continue  # it may show the screen before the preceding action: not evidence
             checked = time.monotonic()
             try:
                 if self.kind == "screen_stable":

@@ -47,6 +47,40 @@ __all__ = [
 log = logging.getLogger("kvmrpa.vision.ocr")
 
 
+class _RapidOcrToDebug(logging.Handler):
+    """Re-logs the records of RapidOCR's own logger on ``kvmrpa.vision.ocr``: below ERROR
+    at DEBUG ("The text detection result is empty" comes for every region without text,
+    many times a second in a flow), errors as errors."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        level = logging.DEBUG if record.levelno < logging.ERROR else record.levelno
+        if not log.isEnabledFor(level):
+            return
+        try:
+            log.log(level, "RapidOCR: %s", record.getMessage())
+        except Exception:  # a bad format string in a third-party record
+            self.handleError(record)
+
+
+_rapid_log_lock = threading.Lock()
+
+
+def _route_rapidocr_log() -> None:
+    """Take RapidOCR's console handler (a plain ``StreamHandler`` it adds when imported)
+    off its ``RapidOCR`` logger, which does not propagate and would print a coloured line
+    per empty region, and send its records to ``kvmrpa.vision.ocr`` instead; idempotent.
+    Other handlers someone put there stay; the root logger is not touched."""
+    rapid = logging.getLogger("RapidOCR")
+    with _rapid_log_lock:
+        if any(isinstance(h, _RapidOcrToDebug) for h in rapid.handlers):
+            return
+        for handler in list(rapid.handlers):
+            if type(handler) is logging.StreamHandler:
+                rapid.removeHandler(handler)
+        rapid.addHandler(_RapidOcrToDebug())
+        rapid.propagate = False
+
+
 class OcrEngine(abc.ABC):
     """Reads text from a BGR ``uint8`` image.
 
@@ -162,6 +196,7 @@ class RapidOcrEngine(OcrEngine):
             raise ModelNotFoundError(f"the rapidocr package is not installed: {exc}") from exc
         from rapidocr.utils.typings import EngineType, ModelType, OCRVersion, TaskType
 
+        _route_rapidocr_log()  # its console handler exists once rapidocr is imported
         enums: dict[str, Any] = {"engine_type": EngineType, "model_type": ModelType,
                                  "ocr_version": OCRVersion, "task_type": TaskType}
         params = {}

@@ -99,6 +99,42 @@ def test_ctrl_c_stops_cleanly(tmp_path: Path) -> None:
     assert data["nodes"]["mark"]["status"] == "done"
 
 
+def test_ctrl_c_when_the_run_does_not_stop_exits_130_with_one_line(tmp_path: Path) -> None:
+    """A node wedges the event loop (so the stop cannot happen): after --stop-timeout the
+    CLI says so in one line, with no traceback, and exits 130 without waiting for it."""
+    marker = tmp_path / "wedged"
+    flow = Flow("wedge")
+    flow.add("python", "block", code=(
+        "import time\n"
+        "ctx.runtime.loop.call_soon_threadsafe(time.sleep, 120)\n"
+        f"open({str(marker)!r}, 'w').close()"))
+    flow.add("wait", "w", ms=30_000)
+    flow.connect("block", "w")
+    path = _save(flow, tmp_path)
+    code = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            "from kvmrpa.cli import main; sys.exit(main(sys.argv[1:]))")
+    proc = subprocess.Popen([sys.executable, "-c", code, "run", path, "--json", "--no-record",
+                             "--stop-timeout", "0.5"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(1200):
+            if marker.exists() or proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        assert marker.exists(), "the run did not start"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)  # far less than the 120 s wedge
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err
+    assert out == ""
+    assert err.splitlines() == ["kvmrpa run: flow 'wedge' did not stop within 0.5 s of "
+                                "Ctrl-C; exiting without its result (a node may still be "
+                                "running)"]
+
+
 def test_schema_command_prints_the_shipped_schema(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["schema"]) == 0
     assert json.loads(capsys.readouterr().out) == flow_schema()

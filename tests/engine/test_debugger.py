@@ -259,3 +259,28 @@ def test_a_rerun_node_that_times_out_leaves_the_node_idle() -> None:
         asyncio.run(asyncio.sleep(0.025))
     assert rec.status == "failed" and "cancelled" in str(rec.error)
     assert run.debugger.rerun_node("w", ms=0).status == "done"  # not "w is running"
+
+
+def test_run_paused_state_is_public_and_reading_it_attaches_no_debugger() -> None:
+    plain = FlowRun(_chain(), record=False)
+    assert plain.paused is False and plain.paused_at is None
+    assert plain._gate is None  # reading the state attached nothing
+    assert plain.start().result(30).status == "ok"
+    assert plain.paused is False and plain.paused_at is None and plain._gate is None
+
+    run = FlowRun(_chain(), record=False, breakpoints=["c"])
+    assert run.paused is False and run.paused_at is None
+    run.start()
+    run.debugger.wait_paused()
+    assert run.paused is True and run.paused_at == "c"
+    run.debugger.resume()
+    assert run.paused is False and run.paused_at is None
+    assert run.result(30).status == "ok"
+
+    held = FlowRun(_chain(), record=False, debug=True)
+    held.debugger.pause(wait=False)  # a plain pause: between nodes, at no node
+    held.start()
+    held.debugger.wait_paused()
+    assert held.paused is True and held.paused_at is None
+    held.stop(timeout=30)
+    assert held.done and held.paused is False and held.paused_at is None

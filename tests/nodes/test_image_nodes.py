@@ -139,8 +139,8 @@ def test_source_waits_for_a_newer_frame_only_from_the_same_source() -> None:
             return self.frame
 
         async def next_frame(self, after: int | None, timeout: float) -> Frame:
-            if after is None or self.frame.seq > after:
-                return self.frame
+            if after is None or self.frame.seq > after:  # captured now, like a live source
+                return Frame(self.frame.image, seq=self.frame.seq)
             raise FrameTimeoutError(f"no frame after {after}")
 
     class _Ctx:

@@ -170,3 +170,37 @@ def test_tesseract_full_read_groups_words_into_lines() -> None:
     assert got.texts == [t for t, _, _ in lines]
     for box, line in zip(got, lines, strict=True):
         assert iou(box.bbox, text_box(*line)) > 0.8
+
+
+def test_ocr_of_an_empty_image_is_silent_at_the_default_log_level() -> None:
+    """RapidOCR's "text detection result is empty" (one per empty region) reaches neither
+    stdout nor stderr of a plain script; the root logger is left as it was."""
+    import subprocess
+    import sys
+
+    script = (
+        "import logging, numpy as np\n"
+        "from kvmrpa.vision import ocr, get_ocr_engine\n"
+        "blank = np.full((120, 240, 3), 255, np.uint8)\n"
+        "assert len(ocr(blank)) == 0 and len(ocr(blank, roi=(10, 10, 100, 50))) == 0\n"
+        "assert len(get_ocr_engine().read_line(blank)) == 0\n"
+        "root = logging.getLogger()\n"
+        "assert root.handlers == [] and root.level == logging.WARNING\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=100, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "" and proc.stderr == ""
+
+
+def test_rapidocr_messages_go_to_the_kvmrpa_ocr_logger_at_debug(
+        caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    get_ocr_engine()  # built: RapidOCR's logger is routed
+    rapid = logging.getLogger("RapidOCR")
+    assert not any(type(h) is logging.StreamHandler for h in rapid.handlers), rapid.handlers
+    with caplog.at_level(logging.DEBUG, logger="kvmrpa.vision.ocr"):
+        assert len(ocr(np.full((120, 240, 3), 255, np.uint8))) == 0
+    routed = [r for r in caplog.records if r.name == "kvmrpa.vision.ocr"
+              and "RapidOCR: The text detection result is empty" in r.getMessage()]
+    assert routed and all(r.levelno == logging.DEBUG for r in routed)
