@@ -149,7 +149,7 @@ class DashboardApp(param.Parameterized):
         run = self.current_run(name)
         if run is None or run.done:
             return
-        paused = run._gate is not None and run._gate.paused
+        paused = run.paused
         coro = self.manager.aresume(name) if paused else self.manager.apause(name)
         get_runtime().submit(coro).add_done_callback(_log_failure)
 
@@ -158,7 +158,7 @@ class DashboardApp(param.Parameterized):
         run = self.current_run(name)
         if run is None:
             return "idle"
-        if not run.done and run._gate is not None and run._gate.paused:
+        if run.paused:
             return "paused"
         return "running" if not run.done else str(run.status)
 
@@ -212,11 +212,23 @@ class DashboardApp(param.Parameterized):
                 self._drivers[url] = drv
             return drv
 
-    def view(self) -> Dashboard:
-        """A new page for one browser session (what ``pn.serve`` calls)."""
+    def view(self, close_app: bool = False) -> Dashboard:
+        """A new page for one browser session (what ``pn.serve`` calls).
+
+        Under a server, the page's refresh callbacks and streaming stop when its session
+        ends. With ``close_app`` the app itself is closed then too (its runs stopped, its
+        sources released): for an app made per session, as a notebook served with
+        ``panel serve`` does, where nothing else would ever close it.
+        """
         dash = Dashboard(app=self)
         if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
-            pn.state.on_session_destroyed(lambda _ctx: dash.close())
+            def destroyed(_ctx: Any) -> None:  # on the server's loop: nothing long here
+                dash.close()
+                if close_app:  # stopping runs and joining source threads takes a while
+                    threading.Thread(target=self.close, name="kvmrpa-dashboard-close",
+                                     daemon=True).start()
+
+            pn.state.on_session_destroyed(destroyed)
         return dash
 
     def close(self) -> None:
@@ -386,12 +398,7 @@ class Dashboard(pn.viewable.Viewer):
             self._callback.stop()
             self._callback = None
         for dbg in self._debuggers.values():
-            if dbg._callback is not None:
-                dbg._callback.stop()
-                dbg._callback = None
-            if dbg._unsubscribe is not None:
-                dbg._unsubscribe()
-                dbg._unsubscribe = None
+            dbg.detach()
         self.live.close()
 
     def __panel__(self) -> pn.viewable.Viewable:

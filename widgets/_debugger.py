@@ -232,6 +232,11 @@ class Debugger(pn.viewable.Viewer):
     def close(self) -> None:
         """Stop the run and the refresh callback."""
         self.stop()
+        self.detach()
+
+    def detach(self) -> None:
+        """Stop refreshing and following the run's events; the run itself goes on
+        (a page closing while others still show the run)."""
         if self._callback is not None:
             self._callback.stop()
             self._callback = None
@@ -257,9 +262,7 @@ class Debugger(pn.viewable.Viewer):
 
     def _paused_at(self) -> str | None:
         run = self.run
-        if run is None or run.done or run._gate is None:
-            return None
-        return run._gate.paused_at
+        return None if run is None else run.paused_at
 
     def current_status(self) -> str:
         """The status text for the status element."""
@@ -280,7 +283,7 @@ class Debugger(pn.viewable.Viewer):
 
     def _is_paused(self) -> bool:
         run = self.run
-        return run is not None and run._gate is not None and bool(run._gate.paused)
+        return run is not None and run.paused
 
     def refresh(self, force: bool = False) -> None:
         """Bring the graph, status, timeline and inspector up to date."""

@@ -69,8 +69,7 @@ export function render({ model, el }) {
 
   const ctx = canvas.getContext("2d")
   let image = null          // ImageBitmap of the frame on screen
-  let info = null           // {seq, fw, fh, w, h, wall}
-  let latestSeq = 0         // newest seq received (drawing may lag)
+  let info = null           // {stream, seq, fw, fh, w, h, wall}
   let decoding = false
   let pending = null        // newest undecoded message while decoding
   const arrivals = []
@@ -107,7 +106,9 @@ export function render({ model, el }) {
   }
 
   function draw() {
+    // A frame covers the whole canvas; without one, clear it so overlays never pile up.
     if (image) ctx.drawImage(image, 0, 0, canvas.width, canvas.height)
+    else ctx.clearRect(0, 0, canvas.width, canvas.height)
     const overlays = model.overlays || []
     for (const o of overlays) {
       const kind = get(o, "kind") || "text"
@@ -154,7 +155,10 @@ export function render({ model, el }) {
 
   async function show(msg) {
     const seq = Number(get(msg, "seq"))
-    if (seq <= (info ? info.seq : 0)) return
+    const stream = Number(get(msg, "stream") || 0)
+    // Streams are numbered in order and seqs increase within one: a late frame of an
+    // earlier stream is dropped, a newer stream (another source) starts afresh.
+    if (info && (stream < info.stream || (stream === info.stream && seq <= info.seq))) return
     const bytes = toBytes(get(msg, "jpeg"))
     if (!bytes) return
     const bmp = await createImageBitmap(new Blob([bytes], {type: "image/jpeg"}))
@@ -163,7 +167,7 @@ export function render({ model, el }) {
     if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h }
     if (image) image.close()
     image = bmp
-    info = {seq, w, h, fw: Number(get(msg, "frame_width")), fh: Number(get(msg, "frame_height")), wall: Number(get(msg, "wall"))}
+    info = {stream, seq, w, h, fw: Number(get(msg, "frame_width")), fh: Number(get(msg, "frame_height")), wall: Number(get(msg, "wall"))}
     arrivals.push(performance.now())
     draw()
     canvas.dataset.frameSeq = String(seq)
@@ -190,7 +194,6 @@ export function render({ model, el }) {
   model.on("msg:custom", (msg) => {
     if (get(msg, "kind") === "note") { note(String(get(msg, "text"))); return }
     if (get(msg, "kind") !== "frame") return
-    latestSeq = Math.max(latestSeq, Number(get(msg, "seq")))
     pump(msg)
   })
   model.on(["overlays", "point", "region"], () => draw())

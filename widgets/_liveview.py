@@ -10,6 +10,7 @@ one JPEG encode.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from pathlib import Path
@@ -52,10 +53,15 @@ def browser_key(key: str) -> str | None:
     return None
 
 
-def frame_message(enc: EncodedFrame) -> dict[str, Any]:
-    """The custom message carrying one frame; ``jpeg`` is sent as a binary buffer."""
+def frame_message(enc: EncodedFrame, stream: int = 0) -> dict[str, Any]:
+    """The custom message carrying one frame; ``jpeg`` is sent as a binary buffer.
+
+    ``stream`` numbers the streamer that sent it: seqs only increase within one stream,
+    so the browser drops an older frame only when it comes from the same stream (after
+    the view switches to another source, whose seqs may be lower, frames still show).
+    """
     return {
-        "kind": "frame", "seq": enc.seq, "jpeg": enc.jpeg, "width": enc.width,
+        "kind": "frame", "stream": stream, "seq": enc.seq, "jpeg": enc.jpeg, "width": enc.width,
         "height": enc.height, "frame_width": enc.frame_width,
         "frame_height": enc.frame_height, "wall": enc.wall,
     }
@@ -104,8 +110,11 @@ class LiveView(JSComponent):
         params.setdefault("min_height", 200)
         super().__init__(source=source, **params)
         self._streamer: FrameStreamer | None = None
+        self._stream_id = 0  # numbers the streamers, see frame_message
         self._stream_lock = threading.Lock()
         self._pending_input = 0
+        # Made on the runtime loop (again if the runtime was restarted with a new loop).
+        self._input_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         self.frames_sent = 0
         self.last_sent: EncodedFrame | None = None
         self.param.watch(self._update_streaming, ["paused", "source"])
@@ -129,15 +138,17 @@ class LiveView(JSComponent):
                 s.stop()
                 self._streamer = s = None
             if want and s is None and self.source is not None:
+                self._stream_id += 1
                 self._streamer = FrameStreamer(
-                    self.source, self._send_frame, width=lambda: self.view_width or None,
+                    self.source, lambda enc, n=self._stream_id: self._send_frame(enc, n),
+                    width=lambda: self.view_width or None,
                     quality=lambda: self.quality, fps=lambda: self.fps, max_in_flight=4)
                 self._streamer.start()
 
-    def _send_frame(self, enc: EncodedFrame) -> None:
+    def _send_frame(self, enc: EncodedFrame, stream: int = 0) -> None:
         self.frames_sent += 1
         self.last_sent = enc
-        self._send_msg(frame_message(enc))
+        self._send_msg(frame_message(enc, stream))
 
     def _get_model(self, doc: Any, root: Any = None, parent: Any = None, comm: Any = None) -> Any:
         model = super()._get_model(doc, root, parent, comm)
@@ -187,7 +198,8 @@ class LiveView(JSComponent):
         """Send one browser input event to :attr:`driver` on the runtime loop.
 
         Returns False when it was dropped (no driver, unknown key, or a pointer move
-        while the previous action is still in flight).
+        while the previous action is still in flight). Events reach the driver one at a
+        time, in the order they came from the browser.
         """
         drv = self.driver
         if drv is None:
@@ -201,30 +213,39 @@ class LiveView(JSComponent):
             return False
 
         async def send() -> None:
+            # Sends start in submission order and this lock is FIFO, so one event's
+            # steps (move, then press) are never interleaved with the next event's.
+            loop = asyncio.get_running_loop()
+            if self._input_lock is None or self._input_lock[0] is not loop:
+                self._input_lock = (loop, asyncio.Lock())
             try:
-                if kind == "mouse":
-                    x, y = float(event["x"]), float(event["y"])
-                    button = event.get("button", "left")
-                    await drv.move(x, y)
-                    if action == "down":
-                        await drv.press(button)
-                    elif action == "up":
-                        await drv.release(button)
-                elif kind == "wheel":
-                    await drv.scroll(int(event.get("dy", 0)), x=float(event["x"]),
-                                     y=float(event["y"]))
-                elif kind == "key":
-                    name = browser_key(str(event.get("key", "")))
-                    if name is None:
-                        return
-                    if action == "down":
-                        await drv.key_down(name)
-                    else:
-                        await drv.key_up(name)
+                async with self._input_lock[1]:
+                    await deliver()
             except KvmrpaError as exc:
                 log.warning("console: %s", exc)
             finally:
                 self._input_done()
+
+        async def deliver() -> None:
+            if kind == "mouse":
+                x, y = float(event["x"]), float(event["y"])
+                button = event.get("button", "left")
+                await drv.move(x, y)
+                if action == "down":
+                    await drv.press(button)
+                elif action == "up":
+                    await drv.release(button)
+            elif kind == "wheel":
+                await drv.scroll(int(event.get("dy", 0)), x=float(event["x"]),
+                                 y=float(event["y"]))
+            elif kind == "key":
+                name = browser_key(str(event.get("key", "")))
+                if name is None:
+                    return
+                if action == "down":
+                    await drv.key_down(name)
+                else:
+                    await drv.key_up(name)
 
         if kind == "key" and browser_key(str(event.get("key", ""))) is None:
             return False

@@ -168,7 +168,7 @@ async def _sim(samples: int, seed: int) -> tuple[dict[str, list[float]], float]:
         return parts, 1000 / source.fps / 2 + statistics.median(base)
     finally:
         await driver.aclose()
-        source.stop()
+        await get_runtime().to_thread(source.stop)  # joins the render thread: off the loop
 
 
 async def _lab(samples: int, seed: int) -> dict[str, list[float]]:

@@ -17,12 +17,13 @@ import argparse
 import ipaddress
 import logging
 import secrets
+import socket
 import sys
 from pathlib import Path
 
 from .._errors import ConfigError
 
-__all__ = ["default_flows_dir", "is_loopback", "read_auth_file", "register"]
+__all__ = ["default_flows_dir", "is_loopback", "read_auth_file", "register", "websocket_origins"]
 
 log = logging.getLogger("kvmrpa.serve")
 
@@ -62,6 +63,35 @@ def is_loopback(address: str) -> bool:
         return ipaddress.ip_address(address).is_loopback
     except ValueError:
         return False
+
+
+def websocket_origins(address: str, port: int) -> list[str]:
+    """The ``host:port`` origins whose pages may open the dashboard's websocket.
+
+    A browser's Origin names the host it browsed to, never a wildcard bind address: for
+    ``0.0.0.0`` / ``::`` that is this machine's name or one of its addresses, so those are
+    allowed (with the loopback names); for any other address, that address (IPv6 in
+    brackets), plus ``localhost`` / ``127.0.0.1`` when it is loopback.
+    """
+    def origin(host: str) -> str:
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    hosts = {address}
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        ip = None
+    if is_loopback(address):
+        hosts |= {"localhost", "127.0.0.1"}
+    elif ip is not None and ip.is_unspecified:
+        hosts = {"localhost", "127.0.0.1", "::1", socket.gethostname(), socket.getfqdn()}
+        for name in (socket.gethostname(), socket.getfqdn()):
+            try:
+                infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
+            except OSError:  # a name that does not resolve: the name itself still counts
+                continue
+            hosts |= {str(info[4][0]).split("%")[0] for info in infos}
+    return sorted(origin(h) for h in hosts if h)
 
 
 def read_auth_file(path: str | Path) -> dict[str, str]:
@@ -123,9 +153,7 @@ def run(args: argparse.Namespace) -> int:
     demo = not args.flows and not args.source
     app = DashboardApp(flows_dir=flows_dir, source_url=source, input_url=input_url,
                        override=bool(args.source) or demo)
-    origins = [f"{address}:{port}"]
-    if address in ("127.0.0.1", "localhost"):
-        origins += [f"localhost:{port}", f"127.0.0.1:{port}"]
+    origins = websocket_origins(address, port)
     kwargs: dict[str, object] = {}
     if basic_auth is not None:
         kwargs["basic_auth"] = basic_auth
@@ -134,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
           f"(flows: {flows_dir or 'none'}, source: {app.display_source})", file=sys.stderr,
           flush=True)
     try:
-        pn.serve(app.view, address=address, port=port, websocket_origin=sorted(set(origins)),
+        pn.serve(app.view, address=address, port=port, websocket_origin=origins,
                  show=args.show, start=True, title="kvmrpa", **kwargs)
     finally:
         app.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from kvmrpa import run_sync
@@ -25,7 +27,12 @@ def test_hub_source_and_driver_share_one_desktop() -> None:
         desktop = get_desktop("sim://scenario1?seed=31&realism=0&fps=30")
         x, y, w, h = desktop.find("dialog")
         run_sync(drv.click(*centre(desktop.find("ok"))))
+        clicked = time.monotonic()
+        # A frame captured after the click (frames newer than `frame` but rendered before
+        # the click may already be waiting).
         after = src.wait_frame(frame.seq, timeout=10)
+        while after.captured < clicked:
+            after = src.wait_frame(after.seq, timeout=10)
         assert desktop.state()["page"] == "confirmed"
         region = (slice(y, y + h), slice(x, x + w))
         assert np.abs(after.image[region].astype(int) - frame.image[region].astype(int)).mean() > 20

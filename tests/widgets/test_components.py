@@ -296,3 +296,57 @@ def test_debugger_follows_a_run_started_in_code() -> None:
     run.result(timeout=30)
     dbg.refresh()
     assert dbg.status == "ok"
+
+
+def test_closing_a_page_detaches_it_and_leaves_the_run_going(tmp_path) -> None:
+    diamond((10, 10, 10, 10)).save(tmp_path / "one.json")
+    app = DashboardApp(tmp_path, source_url="manual://none")
+    try:
+        dash = Dashboard(app=app)
+        dash.start_button.clicks += 1
+        wait_until(lambda: app.flow_state("diamond") == "running")
+        dbg = dash.debugger
+        dbg.refresh()
+        assert dbg.run is app.current_run("diamond") and dbg._unsubscribe is not None
+        dash.close()
+        assert dbg._unsubscribe is None and dbg._callback is None
+        run = app.current_run("diamond")
+        passes = run.passes
+        wait_until(lambda: run.passes > passes)  # another tab may still watch it
+        assert app.flow_state("diamond") == "running"
+    finally:
+        app.close()
+    assert app.current_run("diamond").done
+
+
+def test_a_served_page_stops_with_its_session_and_can_close_its_app(tmp_path) -> None:
+    import types
+
+    from bokeh.document import Document
+    from panel.io.state import set_curdoc
+
+    diamond((10, 10, 10, 10)).save(tmp_path / "one.json")
+    shared = DashboardApp(tmp_path, source_url="manual://none")
+    own = DashboardApp(tmp_path, source_url="manual://none")
+    try:
+        docs = []
+        for app, close_app in ((shared, False), (own, True)):
+            doc = Document()
+            request = types.SimpleNamespace(arguments={}, cookies={}, headers={})
+            ctx = types.SimpleNamespace(id="s", request=request)
+            doc._session_context = lambda ctx=ctx: ctx  # as under a server: a live session
+            with set_curdoc(doc):
+                app.view(close_app=close_app)
+            docs.append(doc)
+        own.start("diamond")
+        wait_until(lambda: own.flow_state("diamond") == "running")
+        for doc in docs:  # the sessions end (browser tabs closed)
+            assert len(doc.session_destroyed_callbacks) == 1
+            for cb in doc.session_destroyed_callbacks:
+                cb(None)
+        wait_until(lambda: own.current_run("diamond").done)  # a per-session app is closed
+        assert own._closed
+        assert not shared._closed  # a process-wide app outlives its pages
+    finally:
+        shared.close()
+        own.close()

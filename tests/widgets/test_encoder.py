@@ -204,3 +204,20 @@ def test_a_viewer_leaving_mid_encode_does_not_stop_the_others(monkeypatch) -> No
         a.stop()
         b.stop()
         src.stop()
+
+
+def test_the_per_frame_encode_count_stays_bounded() -> None:
+    # The process-wide encoder serves for hours: its per-frame diagnostics must not grow
+    # with every frame ever shown.
+    enc = FrameEncoder(history=5)
+
+    async def encode_all():
+        for seq in range(1, 21):
+            await enc.encode(Frame(np.zeros((36, 64, 3), np.uint8), seq=seq, source_id="x"), 64, 80)
+
+    get_runtime().run(encode_all(), timeout=60)
+    assert enc.encodes == 20
+    assert list(enc.encoded_seqs) == [("x", s) for s in range(16, 21)]
+    assert set(enc.encoded_seqs.values()) == {1}
+    with pytest.raises(ValueError, match="history"):
+        FrameEncoder(history=0)

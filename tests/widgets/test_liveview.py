@@ -161,3 +161,54 @@ def test_save_template_message_reports_back(tmp_path, monkeypatch) -> None:
     assert (tmp_path / "templates" / "btn.png").is_file()
     assert sent[0] == {"kind": "note", "text": "saved btn.png"}
     assert "plain file name" in sent[1]["text"]
+
+
+def test_frames_after_a_source_switch_carry_a_newer_stream() -> None:
+    # Seqs are per source: after switching to a source whose seqs are lower, the browser
+    # must still draw its frames, so each frame names the stream (streamer) it belongs to.
+    a, b = ManualSource("manual://a").start(), ManualSource("manual://b", size=(320, 180)).start()
+    for _ in range(30):
+        a.push()
+    lv = LiveView(a, fps=60)
+    sent: list[dict] = []
+    lv._send_msg = sent.append  # type: ignore[method-assign]
+    root = lv.get_root()
+    try:
+        wait_until(lambda: lv.streaming)
+        a.push()
+        wait_until(lambda: any(m["frame_width"] == 640 for m in sent))
+        old = [m for m in sent if m["frame_width"] == 640][-1]
+        lv.source = b
+        wait_until(lambda: lv.streaming and lv._streamer.source is b)
+        b.push()
+        wait_until(lambda: any(m["frame_width"] == 320 for m in sent))
+        new = next(m for m in sent if m["frame_width"] == 320)
+        assert new["seq"] < old["seq"]
+        assert new["stream"] > old["stream"]
+    finally:
+        lv._cleanup(root)
+        lv.close()
+        a.stop()
+        b.stop()
+
+
+def test_console_events_reach_the_driver_in_the_browser_order() -> None:
+    # A drag: down at one point, up at another. The up event must not overtake the
+    # down's button press while its pointer move is still in flight (which would turn
+    # the drag into a click at the end point).
+    import asyncio
+
+    class SlowMoves(RecordingDriver):
+        async def _move(self, x: int, y: int) -> None:
+            await asyncio.sleep(0.05)
+            await super()._move(x, y)
+
+    drv = SlowMoves()
+    lv = LiveView(ManualSource(), driver=drv, console=True)
+    lv._handle_msg({"kind": "mouse", "action": "down", "x": 10, "y": 20, "button": "left"})
+    lv._handle_msg({"kind": "mouse", "action": "up", "x": 50, "y": 60, "button": "left"})
+    lv._handle_msg({"kind": "key", "action": "down", "key": "a"})
+    wait_until(lambda: len(drv.sent) >= 5)
+    time.sleep(0.1)
+    assert drv.sent == [("move", 10, 20), ("button", "left", True),
+                        ("move", 50, 60), ("button", "left", False), ("key", "a", True)]

@@ -45,3 +45,17 @@ def test_default_flows_are_the_scenarios() -> None:
     flows = default_flows_dir()
     assert flows is not None
     assert {p.stem for p in flows.glob("*.json")} >= {"scenario1", "scenario2", "scenario3"}
+
+
+def test_websocket_origins_match_what_a_browser_sends() -> None:
+    import socket
+
+    from kvmrpa.cli._serve import websocket_origins
+
+    assert websocket_origins("127.0.0.1", 5006) == ["127.0.0.1:5006", "localhost:5006"]
+    assert "[::1]:5006" in websocket_origins("::1", 5006)
+    assert websocket_origins("192.168.1.2", 8080) == ["192.168.1.2:8080"]
+    # A wildcard bind: browsers name the machine, never 0.0.0.0.
+    wild = websocket_origins("0.0.0.0", 5006)
+    assert "0.0.0.0:5006" not in wild
+    assert f"{socket.gethostname()}:5006" in wild and "localhost:5006" in wild
