@@ -85,11 +85,17 @@ def encode_jpeg(image: np.ndarray, width: int, quality: int) -> tuple[bytes, int
     """Downscale ``image`` (BGR) to ``width`` (keeping the aspect) and JPEG-encode it.
 
     Returns ``(jpeg, width, height)``. Blocking and CPU-bound: call it in a worker.
+
+    A downscale by at most 2 (1080p to 1280 wide, the common case) is bilinear: there
+    it weighs every source pixel, as an area average does, with nearly the same weights
+    (identical at exactly 2), at a third to a fifth of ``INTER_AREA``'s cost for a
+    non-integer factor (~9 ms a 1080p frame here). Larger downscales average areas.
     """
     h, w = image.shape[:2]
     if width < w:
         height = max(1, round(h * width / w))
-        image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+        interpolation = cv2.INTER_LINEAR if w <= 2 * width else cv2.INTER_AREA
+        image = cv2.resize(image, (width, height), interpolation=interpolation)
     else:
         width, height = w, h
     ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
@@ -108,9 +114,11 @@ class FrameEncoder:
     """
 
     def __init__(self, runtime: Runtime | None = None, cache_size: int = 16,
-                 inline: bool = False) -> None:
+                 inline: bool = False, history: int = 1024) -> None:
         if cache_size < 1:
             raise ValueError(f"cache_size must be >= 1, got {cache_size}")
+        if history < 1:
+            raise ValueError(f"history must be >= 1, got {history}")
         self._runtime = runtime
         self._cache_size = cache_size
         self._inline = inline
@@ -118,8 +126,12 @@ class FrameEncoder:
             collections.OrderedDict())
         self._pending: dict[tuple[str, int, int, int], asyncio.Task[EncodedFrame]] = {}
         self._lock = threading.Lock()
+        self._history = history
         self.encodes = 0
         self.requests = 0
+        #: Encodes per ``(source_id, seq)`` of the last ``history`` frames encoded (a
+        #: diagnostic: every value is 1 when the streaming rule holds; bounded, since
+        #: the process-wide encoder runs as long as the server).
         self.encoded_seqs: collections.Counter[tuple[str, int]] = collections.Counter()
 
     @property
@@ -137,6 +149,8 @@ class FrameEncoder:
         with self._lock:
             self.encodes += 1
             self.encoded_seqs[(frame.source_id, frame.seq)] += 1
+            while len(self.encoded_seqs) > self._history:  # oldest first (insertion order)
+                del self.encoded_seqs[next(iter(self.encoded_seqs))]
         return EncodedFrame(frame.seq, jpeg, w, h, frame.width, frame.height,
                             frame.captured, frame.wall, quality)
 

@@ -294,6 +294,22 @@ class FlowRun:
         return self._gate
 
     @property
+    def paused(self) -> bool:
+        """True while the run's debugger holds it paused (by :meth:`Debugger.pause`, a
+        breakpoint or a run-to); False once the run has ended. Reading it, unlike
+        :attr:`debugger`, attaches no debugger."""
+        gate = self._gate
+        return gate is not None and gate.paused and not self.done
+
+    @property
+    def paused_at(self) -> str | None:
+        """The node the paused run stopped before (a breakpoint or a run-to target);
+        ``None`` when it is not paused, or was paused between nodes by a plain pause.
+        Reading it attaches no debugger."""
+        gate = self._gate
+        return gate.paused_at if gate is not None and gate.paused and not self.done else None
+
+    @property
     def record_path(self) -> str | None:
         return str(self._record.path) if self._record else None
 
@@ -630,14 +646,16 @@ class FlowRun:
     def _launch(self, p: _Pass, nid: str) -> None:
         rec = self.nodes[nid]
         rec.status = RUNNING
-        task = asyncio.get_running_loop().create_task(self._exec(p, nid))
+        # the node's task is _invoke itself (one coroutine layer per node: it is the hot
+        # path), which hands its outcome to _landed
+        task = asyncio.get_running_loop().create_task(
+            self._invoke(nid, rec.inputs, p.index, p))  # type: ignore[arg-type]
         p.tasks[nid] = task
 
-    async def _exec(self, p: _Pass, nid: str) -> None:
+    def _landed(self, p: _Pass, nid: str, output: dict[str, Any] | None,
+                error: NodeError | None) -> None:
+        """A node's task of pass ``p`` has its outcome: record it, resolve the edges."""
         rec = self.nodes[nid]
-        rec.started = time.perf_counter() - p.t0
-        rec.runs += 1
-        output, error = await self._invoke(nid, rec.inputs, p.index)  # type: ignore[arg-type]
         rec.finished = time.perf_counter() - p.t0
         if p.done.done():  # the pass ended (stop or fail-fast) while this node finished
             rec.status, rec.output, rec.error = (DONE, output, None) if error is None \
@@ -649,10 +667,16 @@ class FlowRun:
         else:
             self._node_failed(p, nid, error)
 
-    async def _invoke(self, nid: str, inputs: Inputs, pass_index: int,
+    async def _invoke(self, nid: str, inputs: Inputs, pass_index: int, p: _Pass | None = None,
                       ) -> tuple[dict[str, Any] | None, NodeError | None]:
-        """Run one node with its timeout and retries; returns (output, error)."""
+        """Run one node with its timeout and retries; returns (output, error).
+
+        With ``p`` it is the node's task in that pass: it also counts and times the run
+        and hands the outcome to :meth:`_landed` (not when cancelled)."""
         rec = self.nodes[nid]
+        if p is not None:
+            rec.started = time.perf_counter() - p.t0
+            rec.runs += 1
         fnode = self.flow.nodes[nid]
         node: Node = fnode.node
         attempts, timeout, retry_delay, _cont, env_refs = self._graph.policy[nid]
@@ -695,7 +719,7 @@ class FlowRun:
                                duration=time.perf_counter() - t0,
                                branch=output.get("branch") if output else None,
                                summary=summarize(output))
-                return output, None
+                break
             except asyncio.CancelledError:
                 raise
             except NodeError as exc:
@@ -713,7 +737,11 @@ class FlowRun:
                            handled=not last or self._handled(nid))
             if not last and retry_delay:
                 await asyncio.sleep(retry_delay)
-        return None, error
+        else:  # every attempt failed
+            output = None
+        if p is not None:
+            self._landed(p, nid, output, error)
+        return output, error
 
     def _handled(self, nid: str) -> bool:
         return self._graph.policy[nid][3] or any(b == "error" for _t, b in self._graph.out[nid])

@@ -97,8 +97,9 @@ class Wait(Node):
     ms = param.Integer(default=1000, bounds=(0, 86_400_000), doc="Milliseconds to wait.")
 
     async def run(self, inputs: Inputs, ctx: NodeContext) -> dict[str, Any]:
-        await asyncio.sleep(self.ms / 1000)
-        return {"waited_ms": self.ms}
+        ms = self.ms  # one read: a param attribute access costs ~2 µs
+        await asyncio.sleep(ms / 1000)
+        return {"waited_ms": ms}
 
 
 @register_node
