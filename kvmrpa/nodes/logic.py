@@ -243,7 +243,9 @@ class Loop(Node):
     iterations; ``mode="while"`` goes on while the safe ``condition`` holds. The
     iteration number (1-based) is stored in the variable named by ``index_variable``.
     With ``when_done="end_run"`` the run ends after the pass in which the loop is done,
-    so ``kvmrpa run --passes 0`` runs the body ``count`` times and stops. Outputs: ``{"branch": "true"|"false", "index": n}``.
+    so ``kvmrpa run --passes 0`` runs the body ``count`` times and stops.
+
+    Inputs: the variables (in ``condition``). Outputs: ``{"branch": "true"|"false", "index": n}``.
     """
 
     type_name: ClassVar[str] = "loop"

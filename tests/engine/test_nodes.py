@@ -33,6 +33,20 @@ def test_registry_has_the_logic_types_with_documented_parameters() -> None:
     assert get_node_class("no_such_type") is None
 
 
+def test_every_node_type_of_the_library_documents_its_inputs_outputs_and_parameters() -> None:
+    library = {"condition", "crop", "detect", "keyboard", "loop", "match_template", "mouse",
+               "ocr", "preprocess", "python", "source", "variable", "vision_condition", "wait",
+               "wait_until"}
+    types = node_types()
+    assert library <= set(types)
+    for name in library:
+        cls = types[name]
+        doc = (cls.__doc__ or "").lower()
+        assert "input" in doc and "output" in doc, f"{name}: docstring must state inputs and outputs"
+        for pname in cls.param_names():
+            assert cls.param[pname].doc, f"{name}.{pname} has no doc"
+
+
 def test_register_node_rejects_bad_names_and_silent_overrides() -> None:
     class Bad(Node):
         """Outputs nothing."""
