@@ -195,17 +195,28 @@ class DashboardApp(param.Parameterized):
                 self._sources[url] = src
             return src
 
-    def driver(self, url: str | None) -> Any | None:
-        """The shared input driver for console mode (opened once; released by close)."""
+    def driver(self, url: str | None, source: Any | None = None) -> Any | None:
+        """The shared input driver for console mode (opened once; released by close).
+
+        ``source`` is the source whose frames the console's clicks are in: the driver
+        maps from the size of its latest frame (the live view keeps that up to date when
+        the capture resolution changes later).
+        """
         if not url:
             return None
+        latest = source.latest() if source is not None else None
+        frame_size = None if latest is None else latest.size
         with self._lock:
             drv = self._drivers.get(url)
+            if drv is not None and frame_size is not None and drv.frame_size != frame_size:
+                log.info("dashboard: input %s now maps from %dx%d frames", drv.display_url,
+                         *frame_size)
+                drv.frame_size = frame_size
             if drv is None and not self._closed:
                 from kvmrpa.kvm import open_driver
 
                 try:
-                    drv = open_driver(url)
+                    drv = open_driver(url, frame_size=frame_size)
                 except KvmrpaError as exc:
                     log.warning("dashboard: cannot open input %s: %s", redact_url(url), exc)
                     return None
@@ -323,7 +334,7 @@ class Dashboard(pn.viewable.Viewer):
         src = self.app.source(url)
         if src is not self.live.source:
             self.live.param.update(source=src, overlays=[], point=None, region=None)
-        self.live.driver = self.app.driver(self.app.input_of(name))
+        self.live.driver = self.app.driver(self.app.input_of(name), src)
         if name is None:
             self.debugger_area.objects = [pn.pane.Markdown("*no flow loaded*")]
             return

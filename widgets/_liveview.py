@@ -72,7 +72,9 @@ class LiveView(JSComponent):
 
     Click the video to set :attr:`point`, drag to set :attr:`region` (both in frame
     pixels). :meth:`show` draws vision results over the video. With :attr:`console`
-    on, mouse and keyboard events on the view are sent to :attr:`driver`.
+    on, mouse and keyboard events on the view are sent to :attr:`driver`; pointer
+    positions are frame pixels, and the driver's ``frame_size`` is kept equal to the size
+    of the source's latest frame so that they land on the right target pixel.
     """
 
     source = param.ClassSelector(class_=FrameSource, default=None, allow_None=True, doc="""
@@ -227,6 +229,8 @@ class LiveView(JSComponent):
                 self._input_done()
 
         async def deliver() -> None:
+            if kind in ("mouse", "wheel"):
+                self._sync_frame_size(drv)
             if kind == "mouse":
                 x, y = float(event["x"]), float(event["y"])
                 button = event.get("button", "left")
@@ -257,6 +261,20 @@ class LiveView(JSComponent):
             self._input_done()
             return False
         return True
+
+    def _sync_frame_size(self, drv: InputDriver) -> None:
+        """Make the driver map from the size of the frames shown now.
+
+        Pointer coordinates from the view are pixels of the source's frames; the driver
+        maps them to the target through its ``frame_size``. A capture whose resolution
+        changed (or a driver opened before the first frame) is caught up here.
+        """
+        frame = self.current_frame()
+        if frame is not None and drv.frame_size != frame.size:
+            was = "unset" if drv.frame_size is None else "{}x{}".format(*drv.frame_size)
+            log.info("console: %s now maps from %dx%d frames (was %s)", drv.display_url,
+                     frame.width, frame.height, was)
+            drv.frame_size = frame.size
 
     def _input_done(self) -> None:
         with self._stream_lock:

@@ -6,6 +6,10 @@
   with a watchdog and reconnect; :class:`DeviceSource`: V4L2 devices;
   :class:`VncSource`: a VNC server's framebuffer.
 - :class:`VideoFileSource`, :class:`ImageSource`, :class:`ImageFolderSource`: replay.
+- :class:`PatternSource`: ``pattern://bars|noise|counter?width=1280&height=720&fps=30``,
+  a synthetic moving picture with the frame number drawn on it (like GStreamer's
+  ``videotestsrc``), from a thread the source owns: the live view, the dashboard and
+  benchmarks without hardware.
 - :func:`open_source` / :func:`release_source`: shared, reference-counted sources from
   the :class:`SourceHub`; :func:`register_source` adds a URL scheme.
 """
@@ -20,15 +24,18 @@ from ._hub import (
     release_source,
     source_key,
 )
+from ._pattern import PATTERNS, PatternSource
 from ._reader import DeviceSource, ReaderOptions, StreamSource
 from ._source import FrameSource, SourceMetrics, SourceState
 from ._vnc import VncSource
 
 __all__ = [
+    "PATTERNS",
     "DeviceSource",
     "FrameSource",
     "ImageFolderSource",
     "ImageSource",
+    "PatternSource",
     "ReaderOptions",
     "SourceHub",
     "SourceMetrics",

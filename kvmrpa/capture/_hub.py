@@ -23,6 +23,7 @@ from .._errors import CaptureError, UrlError
 from .._settings import get_settings
 from .._urls import normalize_url, redact_url, split_url
 from ._files import file_source, parse_file_url
+from ._pattern import PatternSource
 from ._reader import DeviceSource, StreamSource
 from ._source import FrameSource, SourceState
 from ._vnc import VncSource
@@ -123,6 +124,7 @@ for _scheme in STREAM_SCHEMES:
 register_source("device", DeviceSource)
 register_source("vnc", VncSource)
 register_source("file", file_source)
+register_source("pattern", PatternSource)
 
 
 @dataclass

@@ -13,10 +13,13 @@ after S seconds; ``--interval S`` between passes; ``--var NAME=JSON`` sets a var
 0 ok (or stopped by ``--duration``), 1 failed, 2 the flow cannot be loaded (one line per
 problem, as ``kvmrpa validate``), 130 stopped by Ctrl-C.
 
-Ctrl-C stops the run and prints its result as usual. If the run has not stopped within
-``--stop-timeout`` seconds (default 10; a node blocking the event loop, a driver that
-hangs while closing), or Ctrl-C is pressed again meanwhile, one line on stderr says so
-and the process exits at once with 130, without the result: nothing is left to wait on.
+Ctrl-C stops the run and prints its result as usual; a blocking node whose worker
+thread is still running then (a ``time.sleep`` in a python node cannot be interrupted)
+does not hold the process: once the result is printed it exits at once. If the run has
+not stopped within ``--stop-timeout`` seconds (default 10; a node blocking the event
+loop, a driver that hangs while closing), or Ctrl-C is pressed again meanwhile, one line
+on stderr says so and the process exits at once with 130, without the result: nothing
+is left to wait on.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import sys
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -54,6 +58,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+log = logging.getLogger("kvmrpa.cli.run")
+
+
 def _variables(items: list[str]) -> dict[str, Any]:
     from .._errors import KvmrpaError
 
@@ -76,6 +83,23 @@ def _exit_now(code: int) -> NoReturn:
         with contextlib.suppress(Exception):
             stream.flush()
     os._exit(code)
+
+
+def _busy_workers() -> int:
+    """Worker threads of the runtime's pool still running a call.
+
+    A normal interpreter exit joins them (concurrent.futures does), so a blocking node
+    left running after its run stopped would hold the process until it returns.
+    """
+    from .._runtime import get_runtime
+
+    pool = get_runtime().pool
+    alive = sum(1 for t in getattr(pool, "_threads", ()) if t.is_alive())
+    # Each idle worker holds one count of the pool's idle semaphore (CPython 3.8+).
+    idle = getattr(getattr(pool, "_idle_semaphore", None), "_value", None)
+    if not isinstance(idle, int):
+        return alive  # cannot tell: count every live worker as busy
+    return max(0, alive - idle)
 
 
 def _stop_after_ctrl_c(run_: FlowRun, timeout: float) -> RunResult:
@@ -139,5 +163,10 @@ def run(args: argparse.Namespace) -> int:
         if result.record:
             print(f"record: {result.record}")
     if interrupted:
+        busy = _busy_workers()
+        if busy:
+            log.debug("flow %r: %d worker thread(s) still running after Ctrl-C; exiting "
+                      "with 130 without waiting for them", result.flow, busy)
+            _exit_now(130)
         return 130
     return 1 if result.status == "failed" else 0

@@ -141,3 +141,38 @@ def test_schema_command_prints_the_shipped_schema(capsys: pytest.CaptureFixture[
     assert main(["schema", "--nodes"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["nodes"]["wait"]["params"]["ms"]["minimum"] == 0
+
+
+def test_ctrl_c_does_not_wait_for_a_blocking_node_at_exit(tmp_path: Path) -> None:
+    """A python node sleeping in a worker thread cannot be interrupted: after Ctrl-C the
+    run stops and prints its result, and the process exits then instead of joining the
+    sleeping thread (90 s) at interpreter exit."""
+    marker = tmp_path / "sleeping"
+    flow = Flow("sleeper")
+    flow.add("python", "nap", code=(
+        "import time\n"
+        f"open({str(marker)!r}, 'w').close()\n"
+        "time.sleep(90)"))
+    path = _save(flow, tmp_path)
+    code = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            "from kvmrpa.cli import main; sys.exit(main(sys.argv[1:]))")
+    proc = subprocess.Popen([sys.executable, "-c", code, "run", path, "--json", "--no-record",
+                             "--stop-timeout", "25"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(1200):
+            if marker.exists() or proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        assert marker.exists(), "the run did not start"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)  # the sleep alone would take 90 s
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "did not stop" not in err
+    data = json.loads(out)
+    assert data["flow"] == "sleeper" and data["status"] == "stopped"
+    assert data["nodes"]["nap"]["status"] != "done"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 import cv2
 import numpy as np
 
@@ -35,34 +33,6 @@ class ManualSource(FrameSource):
     def push(self) -> int:
         self._i += 1
         return self._publish(picture(self._i, self.size)).seq
-
-
-class TickingSource(FrameSource):
-    """Publishes frames at ``fps`` from its own thread (stopped by stop())."""
-
-    def __init__(self, url: str = "tick://test", size: tuple[int, int] = (640, 360),
-                 fps: float = 30.0) -> None:
-        super().__init__(url)
-        self.size, self.fps = size, fps
-        self._halt = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._pictures = [picture(i, size) for i in range(8)]
-
-    def _start(self) -> None:
-        self._halt.clear()
-        self._thread = threading.Thread(target=self._loop, name="tick-source", daemon=True)
-        self._thread.start()
-
-    def _stop(self) -> None:
-        self._halt.set()
-        if self._thread is not None:
-            self._thread.join(5)
-
-    def _loop(self) -> None:
-        i = 0
-        while not self._halt.wait(1 / self.fps):
-            self._publish(self._pictures[i % len(self._pictures)].copy())
-            i += 1
 
 
 class RecordingDriver(InputDriver):

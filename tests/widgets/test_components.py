@@ -350,3 +350,30 @@ def test_a_served_page_stops_with_its_session_and_can_close_its_app(tmp_path) ->
     finally:
         shared.close()
         own.close()
+
+
+def test_dashboard_console_maps_clicks_from_the_capture_size(tmp_path) -> None:
+    # The capture (a 640x360 image) is smaller than the target screen (1280x720): the
+    # console's driver is opened with the frame size, so a click at frame pixel
+    # (100, 50) arrives at target pixel (200, 100).
+    import cv2
+
+    image = tmp_path / "screen.png"
+    cv2.imwrite(str(image), np.full((360, 640, 3), 90, np.uint8))
+    app = DashboardApp(None, source_url=str(image),
+                       input_url="dryrun://dashboard-console?size=1280x720")
+    try:
+        src = app.source(str(image))
+        wait_until(lambda: src.latest() is not None)
+        dash = Dashboard(app=app)
+        drv = dash.live.driver
+        assert drv is not None and drv.frame_size == (640, 360)
+        dash.live.console = True
+        dash.live._handle_msg({"kind": "mouse", "action": "down", "x": 100, "y": 50,
+                               "button": "left"})
+        wait_until(lambda: len(drv.actions) >= 2)
+        assert drv.actions[:2] == [{"op": "move", "x": 200, "y": 100},
+                                   {"op": "button", "button": "left", "down": True}]
+        dash.close()
+    finally:
+        app.close()

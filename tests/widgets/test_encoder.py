@@ -159,10 +159,11 @@ def test_display_rate_is_capped() -> None:
         wait_until(lambda: len(sent) == 1)
         for _ in range(5):
             src.push()
-        # Frames published right after one was sent wait for the next slot: none is sent
-        # before half a second has passed (a lower bound, safe on a loaded machine).
+        # Frames published right after one was sent wait for the next slot (0.5 s at
+        # 2 fps). The callback times carry scheduling jitter on a loaded machine, so the
+        # bound is loose; without the cap the gap would be a few milliseconds.
         wait_until(lambda: len(sent) == 2)
-        assert sent[1] - sent[0] >= 0.45
+        assert sent[1] - sent[0] >= 0.3
         assert s.last_seq == 6  # the newest frame was sent, not a stale one
     finally:
         s.stop()

@@ -13,8 +13,9 @@ from kvmrpa.widgets import LiveView, overlays_from
 from kvmrpa.widgets._liveview import browser_key
 
 from kvmrpa import VisionError
+from kvmrpa.capture import PatternSource
 
-from ._sources import ManualSource, RecordingDriver, TickingSource
+from ._sources import ManualSource, RecordingDriver
 from .test_encoder import wait_until
 
 
@@ -25,7 +26,7 @@ class Box:
 
 
 def test_streams_only_while_displayed_and_not_held() -> None:
-    src = TickingSource(fps=30).start()
+    src = PatternSource("pattern://bars?width=640&height=360&fps=30").start()
     lv = LiveView(src, fps=60)
     try:
         assert not lv.watching and not lv.streaming
@@ -212,3 +213,32 @@ def test_console_events_reach_the_driver_in_the_browser_order() -> None:
     time.sleep(0.1)
     assert drv.sent == [("move", 10, 20), ("button", "left", True),
                         ("move", 50, 60), ("button", "left", False), ("key", "a", True)]
+
+
+def test_console_clicks_follow_the_frame_size_to_the_target() -> None:
+    # A capture at 640x360 of a 1280x720 screen: a click at frame pixel (100, 50) lands
+    # at target pixel (200, 100); after the capture switches to 320x180 the same target
+    # pixel is frame pixel (50, 25).
+    from kvmrpa.kvm import open_driver, release_driver
+
+    drv = open_driver("dryrun://liveview-console?size=1280x720")
+    src = ManualSource(size=(640, 360)).start()
+    lv = LiveView(src, driver=drv, console=True)
+    try:
+        src.push()
+        lv._handle_msg({"kind": "mouse", "action": "down", "x": 100, "y": 50, "button": "left"})
+        wait_until(lambda: len(drv.actions) >= 2)
+        assert drv.frame_size == (640, 360)
+        assert drv.actions[0] == {"op": "move", "x": 200, "y": 100}
+        src.size = (320, 180)
+        src.push()
+        lv._handle_msg({"kind": "mouse", "action": "up", "x": 50, "y": 25, "button": "left"})
+        lv._handle_msg({"kind": "wheel", "dy": 1, "x": 319, "y": 179})
+        wait_until(lambda: len(drv.actions) >= 6)
+        assert drv.frame_size == (320, 180)
+        assert drv.actions[2] == {"op": "move", "x": 200, "y": 100}
+        assert drv.actions[4] == {"op": "move", "x": 1276, "y": 716}
+    finally:
+        lv.close()
+        src.stop()
+        release_driver(drv)
