@@ -67,19 +67,16 @@ def test_run_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert capsys.readouterr().out.startswith("node a: params.ms: invalid value -1")
 
 
-def test_ctrl_c_stops_cleanly(tmp_path: Path) -> None:
-    marker = tmp_path / "started"
-    flow = Flow("forever")
-    flow.add("python", "mark", code=f"open({str(marker)!r}, 'w').close()")
-    flow.add("wait", "w", ms=30_000)
-    flow.connect("mark", "w")
-    path = _save(flow, tmp_path)
-    # default SIGINT handling even if this test process inherited "ignore"
-    code = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-            "from kvmrpa.cli import main; sys.exit(main(sys.argv[1:]))")
-    proc = subprocess.Popen([sys.executable, "-c", code, "run", path, "--json", "--passes", "0",
-                             "--no-record"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+# Runs ``kvmrpa run`` with default SIGINT handling even if this test process inherited
+# "ignore", waits until the flow touched ``marker``, then presses Ctrl-C.
+_CLI = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "from kvmrpa.cli import main; sys.exit(main(sys.argv[1:]))")
+
+
+def _interrupt(path: str, marker: Path, *args: str) -> tuple[int, str, str]:
+    """``(exit code, stdout, stderr)`` of a run interrupted once ``marker`` exists."""
+    proc = subprocess.Popen([sys.executable, "-c", _CLI, "run", path, "--json", "--no-record",
+                             *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         for _ in range(1200):
             if marker.exists() or proc.poll() is not None:
@@ -87,12 +84,22 @@ def test_ctrl_c_stops_cleanly(tmp_path: Path) -> None:
             time.sleep(0.05)
         assert marker.exists(), "the run did not start"
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=60)  # far less than any wedge in these flows
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
-    assert proc.returncode == 130, err
+    return proc.returncode, out, err
+
+
+def test_ctrl_c_stops_cleanly(tmp_path: Path) -> None:
+    marker = tmp_path / "started"
+    flow = Flow("forever")
+    flow.add("python", "mark", code=f"open({str(marker)!r}, 'w').close()")
+    flow.add("wait", "w", ms=30_000)
+    flow.connect("mark", "w")
+    returncode, out, err = _interrupt(_save(flow, tmp_path), marker, "--passes", "0")
+    assert returncode == 130, err
     assert "Traceback" not in err
     data = json.loads(out)
     assert data["status"] == "stopped" and data["nodes"]["w"]["status"] == "failed"
@@ -110,25 +117,8 @@ def test_ctrl_c_when_the_run_does_not_stop_exits_130_with_one_line(tmp_path: Pat
         f"open({str(marker)!r}, 'w').close()"))
     flow.add("wait", "w", ms=30_000)
     flow.connect("block", "w")
-    path = _save(flow, tmp_path)
-    code = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-            "from kvmrpa.cli import main; sys.exit(main(sys.argv[1:]))")
-    proc = subprocess.Popen([sys.executable, "-c", code, "run", path, "--json", "--no-record",
-                             "--stop-timeout", "0.5"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        for _ in range(1200):
-            if marker.exists() or proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        assert marker.exists(), "the run did not start"
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)  # far less than the 120 s wedge
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 130, err
+    returncode, out, err = _interrupt(_save(flow, tmp_path), marker, "--stop-timeout", "0.5")
+    assert returncode == 130, err
     assert out == ""
     assert err.splitlines() == ["kvmrpa run: flow 'wedge' did not stop within 0.5 s of "
                                 "Ctrl-C; exiting without its result (a node may still be "
@@ -153,25 +143,9 @@ def test_ctrl_c_does_not_wait_for_a_blocking_node_at_exit(tmp_path: Path) -> Non
         "import time\n"
         f"open({str(marker)!r}, 'w').close()\n"
         "time.sleep(90)"))
-    path = _save(flow, tmp_path)
-    code = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-            "from kvmrpa.cli import main; sys.exit(main(sys.argv[1:]))")
-    proc = subprocess.Popen([sys.executable, "-c", code, "run", path, "--json", "--no-record",
-                             "--stop-timeout", "25"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        for _ in range(1200):
-            if marker.exists() or proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        assert marker.exists(), "the run did not start"
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)  # the sleep alone would take 90 s
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 130, err
+    # The sleep alone would take 90 s; _interrupt allows 60.
+    returncode, out, err = _interrupt(_save(flow, tmp_path), marker, "--stop-timeout", "25")
+    assert returncode == 130, err
     assert "Traceback" not in err and "did not stop" not in err
     data = json.loads(out)
     assert data["flow"] == "sleeper" and data["status"] == "stopped"
