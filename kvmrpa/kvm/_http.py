@@ -29,13 +29,19 @@ from typing import Any, ClassVar
 
 import httpx
 
-from .._errors import DriverConnectionError, InputError, UrlError
+from .._errors import DriverConnectionError, UrlError
 from .._settings import get_settings
 from .._urls import query_params, split_url
-from ._driver import DriverCapabilities, InputDriver, MouseButton, permanent
+from ._driver import DriverCapabilities, InputDriver, MouseButton
+from ._httpcall import checked_call, http_origin, new_client, verify_tls
 from ._hub import parse_size
 
 __all__ = ["HttpKeysDriver"]
+
+
+def _why(body: Any, resp: httpx.Response) -> str:
+    return str((body.get("error") if isinstance(body, dict) else None)
+               or resp.text[:200] or resp.reason_phrase)
 
 
 class HttpKeysDriver(InputDriver):
@@ -52,11 +58,9 @@ class HttpKeysDriver(InputDriver):
             raise UrlError(f"{self.display_url}: expected http+keys://host:port/path or https+keys://")
         q = query_params(url)
         self._token = q.get("token") or get_settings().input.http_token
-        self._verify = q.get("verify", "1").lower() not in ("0", "false", "no", "off")
+        self._verify = verify_tls(q)
         self._size = parse_size(q["size"], "screen size") if "size" in q else None
-        host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
-        port = f":{parts.port}" if parts.port else ""
-        self.endpoint = f"{proto}://{host}{port}{parts.path or '/'}"
+        self.endpoint = http_origin(proto, parts) + (parts.path or "/")
         self._client: httpx.AsyncClient | None = None
 
     def secrets(self) -> list[str]:
@@ -66,11 +70,8 @@ class HttpKeysDriver(InputDriver):
         return self._size
 
     async def _connect(self) -> None:
-        s = get_settings().input
         headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
-        self._client = httpx.AsyncClient(
-            headers=headers, verify=self._verify, follow_redirects=False,
-            timeout=httpx.Timeout(s.action_timeout, connect=s.connect_timeout))
+        self._client = new_client(headers, self._verify)
 
     async def _close(self) -> None:
         client, self._client = self._client, None
@@ -81,33 +82,13 @@ class HttpKeysDriver(InputDriver):
         kind = command["type"]
         if self._client is None:
             raise DriverConnectionError(f"{self.display_url}: {kind}: not connected")
-        try:
-            resp = await self._client.post(self.endpoint, json=command)
-        except httpx.ConnectTimeout as exc:
-            raise DriverConnectionError(
-                f"{self.display_url}: {kind}: no connection within "
-                f"{get_settings().input.connect_timeout:g} s (host unreachable?)") from exc
-        except httpx.TimeoutException as exc:
-            raise DriverConnectionError(f"{self.display_url}: {kind}: no answer in time") from exc
-        except httpx.HTTPError as exc:
-            raise DriverConnectionError(
-                f"{self.display_url}: {kind}: cannot reach the keystroke service: "
-                f"{self._clean(str(exc)) or type(exc).__name__}") from exc
-        try:
-            body = resp.json()
-        except ValueError:
-            body = None
-        why = (body.get("error") if isinstance(body, dict) else None) or resp.text[:200] or resp.reason_phrase
-        if resp.status_code in (401, 403):
-            raise permanent(DriverConnectionError(
-                f"{self.display_url}: {kind}: the keystroke service refused the token "
-                f"(HTTP {resp.status_code}); check ?token= or input.http_token"))
-        if resp.status_code >= 500:
-            raise DriverConnectionError(
-                f"{self.display_url}: {kind}: service error HTTP {resp.status_code}: {self._clean(str(why))}")
-        if resp.status_code >= 400 or (isinstance(body, dict) and body.get("ok") is False):
-            raise InputError(
-                f"{self.display_url}: {kind}: rejected (HTTP {resp.status_code}): {self._clean(str(why))}")
+        client = self._client
+        await checked_call(
+            self, kind, lambda: client.post(self.endpoint, json=command),
+            unreachable="cannot reach the keystroke service",
+            auth_failed="the keystroke service refused the token (HTTP {status}); "
+                        "check ?token= or input.http_token",
+            server_error="service error", why=_why)
 
     async def _move(self, x: int, y: int) -> None:
         await self._send({"type": "move", "x": x, "y": y})

@@ -28,11 +28,11 @@ from urllib.parse import unquote
 
 import httpx
 
-from .._errors import CoordinateError, DriverConnectionError, InputError, UrlError
-from .._settings import get_settings
+from .._errors import CoordinateError, DriverConnectionError, UrlError
 from .._urls import query_params, split_url
-from ._driver import DriverCapabilities, InputDriver, MouseButton, permanent
+from ._driver import DriverCapabilities, InputDriver, MouseButton
 from ._hid import WEB_CODE, in_table
+from ._httpcall import checked_call, http_origin, new_client, verify_tls
 from ._hub import parse_size
 
 __all__ = ["PiKvmDriver", "to_pikvm"]
@@ -65,12 +65,9 @@ class PiKvmDriver(InputDriver):
         if not parts.hostname:
             raise UrlError(f"{self.display_url}: no host")
         q = query_params(url)
-        self._verify = q.get("verify", "1").lower() not in ("0", "false", "no", "off")
+        self._verify = verify_tls(q)
         self._size = parse_size(q["size"], "PiKVM screen size") if "size" in q else None
-        host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
-        port = f":{parts.port}" if parts.port else ""
-        prefix = parts.path.rstrip("/")
-        self._base = f"{proto}://{host}{port}{prefix}/api"
+        self._base = http_origin(proto, parts) + parts.path.rstrip("/") + "/api"
         self._user = unquote(parts.username or "")
         self._password = unquote(parts.password or "")
         self._client: httpx.AsyncClient | None = None
@@ -80,11 +77,8 @@ class PiKvmDriver(InputDriver):
         return self._size or self.frame_size
 
     async def _connect(self) -> None:
-        s = get_settings().input
         headers = {"X-KVMD-User": self._user, "X-KVMD-Passwd": self._password} if self._user else {}
-        client = httpx.AsyncClient(
-            headers=headers, verify=self._verify, follow_redirects=False,
-            timeout=httpx.Timeout(s.action_timeout, connect=s.connect_timeout))
+        client = new_client(headers, self._verify)
         try:
             state = await self._request(client, "GET", "/hid", action="connect")
         except BaseException:
@@ -103,43 +97,16 @@ class PiKvmDriver(InputDriver):
     async def _request(self, client: httpx.AsyncClient, method: str, path: str, *,
                        action: str, params: dict[str, Any] | None = None,
                        content: str | None = None) -> Any:
-        try:
-            resp = await client.request(
+        return await checked_call(
+            self, action,
+            lambda: client.request(
                 method, self._base + path, params=params,
                 content=content.encode("utf-8") if content is not None else None,
-                headers={"Content-Type": "text/plain; charset=utf-8"} if content is not None else None)
-        except httpx.ConnectTimeout as exc:
-            raise DriverConnectionError(
-                f"{self.display_url}: {action}: no connection within "
-                f"{get_settings().input.connect_timeout:g} s (host unreachable?)") from exc
-        except httpx.TimeoutException as exc:
-            raise DriverConnectionError(f"{self.display_url}: {action}: no answer in time") from exc
-        except httpx.ConnectError as exc:
-            text = str(exc)
-            if "CERTIFICATE_VERIFY_FAILED" in text or "certificate" in text.lower():
-                raise permanent(DriverConnectionError(
-                    f"{self.display_url}: {action}: TLS certificate not trusted ({text}); "
-                    "add ?verify=0 to the URL to accept PiKVM's self-signed certificate")) from exc
-            raise DriverConnectionError(
-                f"{self.display_url}: {action}: cannot connect: {text or type(exc).__name__}") from exc
-        except httpx.HTTPError as exc:
-            raise DriverConnectionError(
-                f"{self.display_url}: {action}: {type(exc).__name__}: {exc}") from exc
-        if resp.status_code in (401, 403):
-            raise permanent(DriverConnectionError(
-                f"{self.display_url}: {action}: authentication failed for user {self._user!r} "
-                f"(HTTP {resp.status_code}); check the user and password"))
-        try:
-            body = resp.json()
-        except ValueError:
-            body = None
-        if resp.status_code >= 500:
-            raise DriverConnectionError(
-                f"{self.display_url}: {action}: server error HTTP {resp.status_code}: {self._why(body, resp)}")
-        if resp.status_code >= 400 or (isinstance(body, dict) and body.get("ok") is False):
-            raise InputError(
-                f"{self.display_url}: {action}: rejected (HTTP {resp.status_code}): {self._why(body, resp)}")
-        return body
+                headers={"Content-Type": "text/plain; charset=utf-8"} if content is not None else None),
+            unreachable="cannot connect",
+            auth_failed=f"authentication failed for user {self._user!r} (HTTP {{status}}); "
+                        "check the user and password",
+            server_error="server error", why=self._why)
 
     @staticmethod
     def _why(body: Any, resp: httpx.Response) -> str:
