@@ -23,7 +23,8 @@
     │   └── ArbitrationTimeoutError  another flow held the target too long (also a TimeoutError)
     ├── VisionError                  OCR, template matching, detection
     │   └── ModelNotFoundError       a model or template file is missing
-    └── LabError                     a lab program (Xvfb, test app, RTSP/VNC server) failed
+    ├── LabError                     a lab program (Xvfb, test app, RTSP/VNC server) failed
+    └── AccessDenied                 the dashboard user's role does not allow the action
 """
 
 from __future__ import annotations
@@ -32,11 +33,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 __all__ = [
+    "AccessDenied",
     "ArbitrationTimeoutError",
     "CaptureError",
     "ConfigError",
     "CoordinateError",
     "DriverConnectionError",
+    "FleetError",
     "FlowError",
     "FlowFormatError",
     "FlowStateError",
@@ -44,14 +47,18 @@ __all__ = [
     "FrameTimeoutError",
     "ImportWarningError",
     "InputError",
+    "InputStoppedError",
     "KvmrpaError",
     "LabError",
     "ModelNotFoundError",
     "NodeError",
     "NodeTimeoutError",
+    "PatternTimeoutError",
+    "PoolExhaustedError",
     "Problem",
     "RuntimeClosedError",
     "SourceOpenError",
+    "TargetsError",
     "UnsupportedActionError",
     "UrlError",
     "VisionError",
@@ -59,7 +66,13 @@ __all__ = [
 
 
 class KvmrpaError(Exception):
-    """Root of every error kvmrpa raises on purpose."""
+    """Root of every error kvmrpa raises on purpose. Its text is redacted (URL
+    credentials, secret query values, resolved secrets) wherever it is shown."""
+
+    def __str__(self) -> str:
+        from ._redact import redact
+
+        return redact(super().__str__())
 
 
 class ConfigError(KvmrpaError, ValueError):
@@ -68,6 +81,10 @@ class ConfigError(KvmrpaError, ValueError):
 
 class RuntimeClosedError(KvmrpaError, RuntimeError):
     """The background runtime has been shut down; nothing more can be submitted."""
+
+
+class PoolExhaustedError(KvmrpaError, RuntimeError):
+    """Every worker thread is held by a blocking call that timed out or was stopped."""
 
 
 class UrlError(KvmrpaError, ValueError):
@@ -174,6 +191,10 @@ class ArbitrationTimeoutError(InputError, TimeoutError):
     """Another flow held the input target longer than the lock timeout."""
 
 
+class InputStoppedError(InputError):
+    """An action was cut (nothing more sent) because its run was stopped."""
+
+
 class VisionError(KvmrpaError):
     """OCR, template matching or detection failed."""
 
@@ -184,3 +205,24 @@ class ModelNotFoundError(VisionError, FileNotFoundError):
 
 class LabError(KvmrpaError, RuntimeError):
     """A lab program (Xvfb, the test app, the RTSP or VNC server) did not start or answer."""
+
+
+class AccessDenied(KvmrpaError, PermissionError):
+    """A dashboard user's role does not allow an action (names user, role and action)."""
+
+
+class FleetError(KvmrpaError):
+    """A fleet run cannot start or go on (no cluster, no workers, the extra missing)."""
+
+
+class TargetsError(FleetError, ValueError):
+    """A targets file is unreadable or wrong; the message names the file, target and field."""
+
+
+class PatternTimeoutError(VisionError, TimeoutError):
+    """A user-supplied regular expression ran past its time budget; ``field`` names the
+    parameter it came from."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field

@@ -106,6 +106,11 @@ class Frame:
             scale=self.scale if scale is None else scale,
         )
 
+    def from_source(self, x: float, y: float) -> tuple[float, float]:
+        """A point in full source pixels in this frame's pixels (:meth:`to_source`
+        inverted): the one place crop offset and scale map that way."""
+        return (x - self.offset[0]) * self.scale, (y - self.offset[1]) * self.scale
+
     def to_source(self, x: float, y: float) -> tuple[float, float]:
         """Map a point of this image to the full source frame's pixels."""
         return self.offset[0] + x / self.scale, self.offset[1] + y / self.scale

@@ -6,6 +6,12 @@ Flows keep running while notebook cells execute because the loop is not the kern
 cell (the kernel's own loop is running in that thread, which does not matter because
 ours is elsewhere), another thread, or even the runtime's own thread (through
 ``nest_asyncio``, the one case where a caller must block on the loop it runs on).
+
+A blocking call whose awaiting side gave up (a node's timeout, a stop) keeps its pool
+thread until it returns: :meth:`Runtime.run_blocking` tracks such *abandoned* calls by
+label (:meth:`Runtime.abandoned`), and once they occupy every pool thread, new pool work
+fails at once with a :class:`~kvmrpa.PoolExhaustedError` naming them, instead of
+queueing behind threads that may never come back.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
-from ._errors import RuntimeClosedError
+from ._errors import PoolExhaustedError, RuntimeClosedError
 from ._settings import get_settings
 
 __all__ = ["Runtime", "get_runtime", "run_sync"]
@@ -47,6 +53,9 @@ class Runtime:
             max_workers=self._pool_size, thread_name_prefix=f"{name}-worker"
         )
         self._loop.set_default_executor(self._pool)
+        #: pool calls still running although nobody awaits them any more -> label
+        self._abandoned: dict[concurrent.futures.Future[Any], tuple[str, object]] = {}
+        self._abandoned_lock = threading.Lock()
         ready = threading.Event()
         self._thread = threading.Thread(
             target=self._serve, args=(ready,), name=f"{name}-loop", daemon=True
@@ -130,9 +139,47 @@ class Runtime:
         self._loop.call_soon_threadsafe(fn, *args)
 
     async def to_thread(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        """Run blocking ``fn`` in the bounded pool without blocking the loop."""
+        """Run blocking ``fn`` in the bounded pool without blocking the loop (fails at
+        once when abandoned calls hold every pool thread)."""
+        self._check_pool()
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
+
+    async def run_blocking(self, label: str, fn: Callable[..., T], /, *args: Any,
+                           owner: object = None) -> T:
+        """Like :meth:`to_thread`; if the awaiting side gives up (cancelled, timed out)
+        while ``fn`` still runs, the call is remembered as abandoned under ``label``
+        (and ``owner``) until it returns."""
+        self._check_pool()
+        cf = self._pool.submit(fn, *args)
+        try:
+            return await asyncio.wrap_future(cf)
+        except asyncio.CancelledError:
+            if not cf.done() and not cf.cancel():  # started: its thread is taken
+                with self._abandoned_lock:
+                    self._abandoned[cf] = (label, owner)
+                cf.add_done_callback(self._forget)
+            raise
+
+    def _forget(self, cf: concurrent.futures.Future[Any]) -> None:
+        with self._abandoned_lock:
+            self._abandoned.pop(cf, None)
+
+    def abandoned(self, owner: object = None) -> list[str]:
+        """Labels of pool calls still running that nobody waits for any more (those of
+        ``owner`` only, when given)."""
+        with self._abandoned_lock:
+            return [label for cf, (label, who) in self._abandoned.items()
+                    if not cf.done() and (owner is None or who is owner)]
+
+    def _check_pool(self) -> None:
+        stuck = self.abandoned()
+        if len(stuck) >= self._pool_size:
+            shown = ", ".join(sorted(set(stuck))[:8])
+            raise PoolExhaustedError(
+                f"all {self._pool_size} worker threads are held by calls that timed out or "
+                f"were stopped and have not returned: {shown} (raise runtime.pool_size, or "
+                "make those nodes return)")
 
     # -- shutdown ------------------------------------------------------------------
     def shutdown(self) -> None:

@@ -8,6 +8,7 @@ bounds; a bad one raises :class:`ConfigError` naming the setting, the value and 
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import tomllib
@@ -18,6 +19,7 @@ from typing import Any
 import param
 
 from ._errors import ConfigError
+from ._redact import is_secret_name
 
 __all__ = [
     "CaptureSettings",
@@ -30,9 +32,13 @@ __all__ = [
     "StoreSettings",
     "StreamSettings",
     "VisionSettings",
+    "coerce_value",
     "configure",
     "get_settings",
     "load_settings",
+    "parse_bool",
+    "unknown_env",
+    "warn_unknown_env",
 ]
 
 ENV_PREFIX = "KVMRPA_"
@@ -90,6 +96,8 @@ class VisionSettings(param.Parameterized):
     det_limit_side_len = param.Integer(default=960, bounds=(32, 8192), doc="RapidOCR detector side limit in pixels.")
     match_threshold = param.Number(default=0.8, bounds=(0, 1), doc="Default template match score threshold.")
     font_path = param.String(default="", doc="CJK font for overlays and the simulator; empty finds Noto Sans CJK.")
+    max_pixels = param.Integer(default=50_000_000, bounds=(1, 1_000_000_000), doc="Largest image (width x height, read from its header before decoding) accepted as a template or an image/folder source.")
+    regex_timeout = param.Number(default=0.1, bounds=(0.001, 0.1), doc="Seconds one user regular expression (OCR text, condition 'matches') may run on one text before its node fails.")
 
 
 class EngineSettings(param.Parameterized):
@@ -107,6 +115,8 @@ class StreamSettings(param.Parameterized):
     jpeg_quality = param.Integer(default=80, bounds=(1, 100), doc="JPEG quality of streamed frames.")
     display_fps = param.Number(default=15.0, bounds=(0.5, 120), doc="Cap on frames per second sent to a viewer.")
     max_width = param.Integer(default=1280, bounds=(64, 8192), doc="Widest frame sent to a viewer; larger frames are downscaled.")
+    cdn_resources = param.Boolean(default=False, doc="Load BokehJS and Panel's JS/CSS from a CDN in notebooks; by default they come from the local installation (works offline).")
+    overlay_ttl = param.Number(default=10.0, bounds=(0.5, 3600), doc="Seconds a result stays drawn over the live view (it fades sooner when the screen changes).")
 
 
 class StoreSettings(param.Parameterized):
@@ -115,6 +125,8 @@ class StoreSettings(param.Parameterized):
     home = param.Foldername(default=None, check_exists=False, allow_None=True, doc="Root folder of kvmrpa's files (default ~/.kvmrpa, or KVMRPA_HOME).")
     runs_keep = param.Integer(default=500, bounds=(1, None), doc="Run records kept; older ones are deleted.")
     runs_max_age_days = param.Number(default=30, bounds=(0, None), doc="Run records older than this many days are deleted; 0 keeps all.")
+    record_max_bytes = param.Integer(default=64 * 2**20, bounds=(4096, None), doc="Size at which a run record continues in a new file (<run>-<flow>.<n>.jsonl).")
+    record_detail_passes = param.Integer(default=10, bounds=(0, None), doc="Passes of a loop run recorded in full; after them only failed passes are, the others as counters.")
 
     @property
     def home_path(self) -> Path:
@@ -135,8 +147,14 @@ class ServerSettings(param.Parameterized):
 
     address = param.String(default="127.0.0.1", doc="Address the dashboard binds; any other than loopback requires auth.")
     port = param.Integer(default=5006, bounds=(0, 65535), doc="Port the dashboard listens on.")
-    auth_file = param.String(default="", doc="File with 'user:password' lines for basic auth.")
+    auth_file = param.String(default="", doc="File with 'user:scrypt-hash:role' lines (made by kvmrpa passwd) for logins.")
     cookie_secret = Secret(default="", doc="Secret signing session cookies when auth is on.")
+    tls_cert = param.String(default="", doc="PEM certificate (chain) for HTTPS; required off loopback unless --insecure-http.")
+    tls_key = param.String(default="", doc="PEM private key of tls_cert.")
+    login_attempts = param.Integer(default=5, bounds=(1, 1000), doc="Failed logins per user and per client address within login_window before attempts are delayed.")
+    login_window = param.Number(default=60.0, bounds=(1, 86400), doc="Seconds over which failed logins are counted.")
+    login_delay = param.Number(default=1.0, bounds=(0.01, 600), doc="Delay in seconds of the first attempt over the limit; it doubles with each further failure.")
+    login_delay_max = param.Number(default=30.0, bounds=(0.01, 3600), doc="Longest delay in seconds between login attempts.")
 
 
 class SimSettings(param.Parameterized):
@@ -184,17 +202,29 @@ def _describe_range(p: param.Parameter) -> str:
     return "a string"
 
 
-def _coerce(p: param.Parameter, raw: Any) -> Any:
-    """Turn a file or environment value into the parameter's type (strings allowed)."""
+#: The spellings of a boolean in files, the environment and URLs.
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
+
+
+def parse_bool(raw: Any) -> bool:
+    """``True`` for 1/true/yes/on, ``False`` for 0/false/no/off (any case); else
+    :class:`ValueError`."""
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in TRUE_WORDS:
+        return True
+    if text in FALSE_WORDS:
+        return False
+    raise ValueError(raw)
+
+
+def coerce_value(p: param.Parameter, raw: Any) -> Any:
+    """Turn a file, environment or URL value into the parameter's type (strings
+    allowed); :class:`ValueError` when it is not one."""
     if isinstance(p, param.Boolean):
-        if isinstance(raw, bool):
-            return raw
-        text = str(raw).strip().lower()
-        if text in ("1", "true", "yes", "on"):
-            return True
-        if text in ("0", "false", "no", "off"):
-            return False
-        raise ValueError(raw)
+        return parse_bool(raw)
     if isinstance(p, param.Integer):
         if isinstance(raw, bool):
             raise ValueError(raw)
@@ -206,7 +236,10 @@ def _coerce(p: param.Parameter, raw: Any) -> Any:
     if isinstance(p, param.Number):
         if isinstance(raw, bool):
             raise ValueError(raw)
-        return float(raw) if not isinstance(raw, int | float) else raw
+        value = float(raw) if not isinstance(raw, int | float) else raw
+        if not math.isfinite(value):  # NaN passes every bounds check
+            raise ValueError(raw)
+        return value
     if raw is None:
         return None
     return str(raw)
@@ -247,7 +280,7 @@ class Settings:
             raise ConfigError(f"unknown setting {key!r}; {section_name} has: {', '.join(fields)}")
         shown = "<redacted>" if isinstance(p, Secret) else repr(raw)
         try:
-            value = _coerce(p, raw)
+            value = coerce_value(p, raw)
             section.param.update(**{name: value})
         except (ValueError, TypeError) as exc:
             raise ConfigError(
@@ -268,6 +301,8 @@ class Settings:
         value = getattr(self._sections[section_name], name)
         if isinstance(p, Secret):
             return "<redacted>" if value else "''"
+        if key == "store.home" and not value:
+            return repr(str(self.store.home_path))
         return repr(value)
 
     def as_dict(self, redact: bool = True) -> dict[str, dict[str, Any]]:
@@ -293,6 +328,10 @@ def load_settings(
             data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError as exc:
             raise ConfigError(f"config file {path} does not exist") from exc
+        except IsADirectoryError as exc:
+            raise ConfigError(f"config file {path} is a directory, not a TOML file") from exc
+        except OSError as exc:
+            raise ConfigError(f"config file {path}: cannot read: {exc.strerror or exc}") from exc
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"config file {path}: {exc}") from exc
         for section_name, values in data.items():
@@ -306,6 +345,41 @@ def load_settings(
             if var in env:
                 settings.set(f"{section_name}.{name}", env[var], origin=f"env {var}")
     return settings
+
+
+def unknown_env(env: Mapping[str, str] | None = None) -> list[tuple[str, str | None]]:
+    """``(variable, closest setting's variable or None)`` for every ``KVMRPA_*``
+    environment variable that names no setting."""
+    import difflib
+
+    env = os.environ if env is None else env
+    known = {f"{ENV_PREFIX}{s}_{n}".upper() for s, cls in SECTIONS.items() for n in _fields(cls)}
+    known |= {ENV_PREFIX + extra for extra in _OTHER_ENV}
+    out = []
+    for var in sorted(env):
+        name = var.upper()
+        if not name.startswith(ENV_PREFIX) or name in known or is_secret_name(name):
+            continue  # secrets flows reference as ${env:KVMRPA_…} are no settings
+        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+        section = name[len(ENV_PREFIX):].partition("_")[0].lower()
+        # a variable of a known section, or one close to a setting's: a misspelt setting
+        if section in SECTIONS or difflib.get_close_matches(name, sorted(known), n=1,
+                                                            cutoff=0.8):
+            out.append((var, close[0] if close else None))
+    return out
+
+
+#: ``KVMRPA_*`` variables that are not settings but are read elsewhere.
+_OTHER_ENV = ("CONFIG", "HOME", "ALLOW_CODE", "VENV")
+
+
+def warn_unknown_env(env: Mapping[str, str] | None = None) -> list[str]:
+    """One warning line per unknown ``KVMRPA_*`` variable, naming the closest setting."""
+    out = []
+    for var, close in unknown_env(env):
+        hint = f"; did you mean {close}?" if close else ""
+        out.append(f"environment variable {var} is not a kvmrpa setting (ignored){hint}")
+    return out
 
 
 _lock = threading.Lock()

@@ -1,52 +1,37 @@
-"""URL helpers shared by sources and drivers: parsing and redaction of credentials."""
+"""URL helpers shared by sources and drivers: parsing, and redaction of credentials
+(:mod:`._redact`, re-exported here)."""
 
 from __future__ import annotations
 
-import re
 from urllib.parse import SplitResult, parse_qs, unquote, urlsplit, urlunsplit
 
 from ._errors import UrlError
+from ._redact import is_secret_param, redact, redact_url
 
-__all__ = ["is_secret_param", "normalize_url", "query_params", "redact_url", "split_url",
-           "vnc_address"]
-
-# The credentials run to the *last* "@" of the authority (as urlsplit reads them), so a
-# password with a bare "@" in it ("rtsp://admin:p@ss@cam/") is hidden whole.
-_CRED = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<cred>[^/?#\s]*)@")
+__all__ = ["check_scheme", "is_secret_param", "normalize_url", "parse_size", "query_params", "redact", "redact_url",
+           "split_url", "vnc_address"]
 
 
-def redact_url(url: str) -> str:
-    """Hide the password (and bare tokens) of a URL: ``rtsp://u:***@host/...``."""
-
-    def _sub(m: re.Match[str]) -> str:
-        user, colon, _pw = m.group("cred").partition(":")
-        if not colon:
-            # vnc://secret@host puts the password where a user would be.
-            return f"{m.group('scheme')}***@" if user else m.group(0)
-        return f"{m.group('scheme')}{user}:***@"
-
-    out = _CRED.sub(_sub, url)
-    return _SECRET_PARAM.sub(r"\1***", out)
-
-
-#: Query parameters whose values are secrets: ``token``, ``access_token``, ``api_key``,
-#: ``password``, ``passwd``, ``pwd``, ``secret``, ``auth`` … (a suffix, any prefix).
-_SECRET_NAME = r"[\w.-]*?(?:token|password|passwd|pass|pwd|key|secret|auth)"
-_SECRET_PARAM = re.compile(rf"(?i)([?&]{_SECRET_NAME}=)[^&#\s]*")
-
-
-def is_secret_param(name: str) -> bool:
-    """Whether the query parameter ``name`` holds a secret (its value is redacted)."""
-    return re.fullmatch(_SECRET_NAME, name, re.IGNORECASE) is not None
+def check_scheme(scheme: str) -> str:
+    """``scheme`` when it is a valid URL scheme name (letters, digits, ``+ - .``)."""
+    if (not isinstance(scheme, str) or not scheme
+            or not scheme.replace("+", "").replace("-", "").replace(".", "").isalnum()):
+        raise UrlError(f"invalid URL scheme {scheme!r}")
+    return scheme
 
 
 def split_url(url: str) -> SplitResult:
     """``urlsplit`` with a clear error for things that are not URLs."""
     if not isinstance(url, str) or not url.strip():
         raise UrlError(f"empty or non-string URL: {url!r}")
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError as exc:  # "Invalid IPv6 URL", bad characters
+        raise UrlError(f"{redact_url(url.strip())!r}: not a valid URL ({exc})") from None
     if not parts.scheme:
-        raise UrlError(f"URL {redact_url(url)!r} has no scheme (expected e.g. rtsp://, file://, sim://)")
+        # "user:pw@host" without a scheme: nothing marks the credentials but the "@"
+        shown = redact_url(url) if "@" not in url else f"***@{url.rpartition('@')[2]}"
+        raise UrlError(f"URL {shown!r} has no scheme (expected e.g. rtsp://, file://, sim://)")
     return parts
 
 
@@ -83,3 +68,15 @@ def vnc_address(url: str) -> tuple[str, int, str | None, str | None]:
     if parts.password is not None:
         return parts.hostname, port, unquote(parts.username or "") or None, unquote(parts.password)
     return parts.hostname, port, None, unquote(parts.username) if parts.username else None
+
+
+def parse_size(text: str, what: str = "size") -> tuple[int, int]:
+    """``"1920x1080"`` -> ``(1920, 1080)``, with a clear error otherwise."""
+    w, sep, h = text.lower().partition("x")
+    try:
+        size = (int(w), int(h))
+    except ValueError:
+        size = (0, 0)
+    if not sep or size[0] <= 0 or size[1] <= 0 or max(size) > 65535:
+        raise UrlError(f"{what} must look like WIDTHxHEIGHT (e.g. 1920x1080), got {text!r}")
+    return size

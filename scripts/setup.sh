@@ -69,12 +69,24 @@ setup() {
   install_venv
 }
 
+# JupyterLab on notebooks/, on loopback, with nothing fetched from the internet (no news
+# feed, no update check); root (containers) needs --allow-root.
+lab() {
+  local extra=()
+  [ "$(id -u)" -eq 0 ] && extra+=(--allow-root)
+  cd "$ROOT/notebooks"
+  exec "$VENV/bin/jupyter" lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir="$ROOT/notebooks" \
+    --LabApp.news_url=None --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate \
+    "${extra[@]}" "$@"
+}
+
 cmd=${1:-help}
 shift || true
 case "$cmd" in
   setup) setup ;;
   serve) setup; exec "$VENV/bin/kvmrpa" serve "$@" ;;
+  lab)   setup; lab "$@" ;;
   test)  setup; exec "$VENV/bin/python" -m pytest "$@" ;;
   bench) setup; exec "$VENV/bin/kvmrpa" bench "$@" ;;
-  *) echo "usage: ./dev {serve|test|bench|setup} [args...]" >&2; exit 2 ;;
+  *) echo "usage: ./dev {serve|test|lab|bench|setup} [args...]" >&2; exit 2 ;;
 esac

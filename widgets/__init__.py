@@ -13,6 +13,12 @@ Each works in JupyterLab, under ``panel serve`` and inside ipywidgets layouts th
 ``pn.ipywidget``. The streaming service they share (one JPEG encode per frame however
 many viewers, none without viewers, never on the event loop) is
 :mod:`kvmrpa.widgets._encoder`, which needs no UI package.
+
+Importing this package makes every component render with no internet: BokehJS, Panel's
+JS/CSS and kvmrpa's JS come from this installation (Panel's inline resources), and in a
+Jupyter kernel Panel's notebook extension is loaded with them, so no ``pn.extension()``
+cell is needed. Set ``KVMRPA_STREAM_CDN_RESOURCES=1`` (or ``[stream] cdn_resources =
+true``) to load them from a CDN instead; ``PANEL_INLINE`` in the environment wins.
 """
 
 from ._dashboard import Dashboard, DashboardApp
@@ -23,7 +29,10 @@ from ._flowview import FlowView
 from ._liveview import LiveView
 from ._nodeeditor import NodeEditor
 from ._overlays import draw_overlays, overlays_from
+from ._resources import use_local_resources
 from ._runstate import RunState, layered_layout
+
+use_local_resources()
 
 __all__ = [
     "Dashboard",
@@ -41,4 +50,5 @@ __all__ = [
     "get_encoder",
     "layered_layout",
     "overlays_from",
+    "use_local_resources",
 ]

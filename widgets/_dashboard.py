@@ -1,12 +1,19 @@
 """Dashboard: the app-mode page (``kvmrpa serve``), and the app object behind it.
 
 :class:`DashboardApp` is process-wide: it loads the flows of a folder, owns the runs
-started from any browser session (one current run per flow; a run started in one tab
-is seen in every tab) and the shared video sources, and stops and releases them all in
-:meth:`DashboardApp.close`. :class:`Dashboard` is one session's page: the flows list
-with start / stop / pause and each flow's state, the live view of the selected flow's
-source (with the latest results drawn over it), the FlowView + Debugger of the selected
-flow, the run-log tail and metrics (fps, frame age, reconnects, passes/min, failures).
+started from any browser session (one current run per flow, through the engine's
+FlowManager), one :class:`~kvmrpa.widgets._runstate.FlowFeed` per flow (the state, log
+and metrics every tab renders, fed by the runs' events), the shared video sources, and
+saves flows (atomically, through ``Flow.save``). :meth:`DashboardApp.close` stops and
+releases everything.
+
+:class:`Dashboard` is one session's page: the flows as tabs (each with its state), the
+selected flow's description, its draft (edits stay in this session until Apply — this
+session's next run — or Save; Revert drops them; a save from another session shows
+"changed in another session — reload"), one set of run controls, the live view with the
+results of this session's runs drawn over it (they fade when the screen changes, and
+after ``settings.stream.overlay_ttl``), the graph, the run log (one per flow, the last
+500 lines) and the metrics. Everything is pushed from the engine's events.
 """
 
 from __future__ import annotations
@@ -15,25 +22,42 @@ import html
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import panel as pn
 import param
+from panel.custom import JSComponent
 
 from kvmrpa._errors import KvmrpaError
 from kvmrpa._runtime import get_runtime
 from kvmrpa._urls import redact_url
 
-from ._debugger import Debugger, _log_failure
+from ._auth import can, require, requires
+from ._debugger import Debugger, _log_failure, snapshot
 from ._engine import flow_class, flow_manager_class
 from ._liveview import LiveView
+from ._markup import LiveHTML
+from ._overlays import OverlayStamp, overlays_from
+from ._params import BrowserParams
+from ._push import Pusher
+from ._resources import NotebookFallback
+from ._runstate import FlowFeed
 
-__all__ = ["Dashboard", "DashboardApp"]
+__all__ = ["Dashboard", "DashboardApp", "FlowTabs"]
 
 log = logging.getLogger("kvmrpa.widgets.dashboard")
 
 DEFAULT_SOURCE = "sim://desktop"
+TITLE = "kvmrpa dashboard"
+
+
+def _comparable(flow: Any) -> dict[str, Any]:
+    data = flow.to_dict()
+    data.pop("created", None)
+    data.pop("updated", None)
+    return data
 
 
 class DashboardApp(param.Parameterized):
@@ -54,11 +78,13 @@ class DashboardApp(param.Parameterized):
         self.flows: dict[str, Any] = {}
         self.flow_files: dict[str, Path] = {}
         self.load_errors: dict[str, str] = {}
+        #: Bumped each time a flow is saved or reloaded (drafts compare against it).
+        self.versions: dict[str, int] = {}
+        self.feeds: dict[str, FlowFeed] = {}
         self.manager = flow_manager_class()()
-        self._started: dict[str, float] = {}
-        self._failures: dict[str, int] = {}
         self._sources: dict[str, Any] = {}
         self._drivers: dict[str, Any] = {}
+        self._saved_listeners: list[Callable[[str, Any], None]] = []
         self._closed = False
         self.reload()
 
@@ -80,12 +106,53 @@ class DashboardApp(param.Parameterized):
             name = flow.name or path.stem
             if name in flows:
                 name = path.stem
+                flow.name = name
             flows[name] = flow
             files[name] = path
         with self._lock:
             self.flows, self.flow_files, self.load_errors = flows, files, errors
+            for name, flow in flows.items():
+                self.versions[name] = self.versions.get(name, 0) + 1
+                if name not in self.feeds:
+                    self.feeds[name] = FlowFeed(name, list(flow.nodes),
+                                                {n: fn.type for n, fn in flow.nodes.items()})
         for flow in flows.values():
             self.manager.add(flow, replace=True)
+
+    def on_saved(self, listener: Callable[[str, Any], None]) -> Callable[[], None]:
+        """Call ``listener(name, by)`` when a flow is saved (``by``: the saving session's
+        token); returns an unsubscribe function."""
+        with self._lock:
+            self._saved_listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if listener in self._saved_listeners:
+                    self._saved_listeners.remove(listener)
+
+        return unsubscribe
+
+    def save_flow(self, name: str, flow: Any, by: Any = None) -> Path:
+        """Save ``flow`` (a session's draft) as the named flow: atomically to its file,
+        then it is what every session's next run without a draft uses."""
+        require("save", name)
+        path = self.flow_files.get(name)
+        if path is None:
+            raise KvmrpaError(f"flow {name!r} has no file to save to")
+        copy = snapshot(flow)
+        copy.name = name
+        saved = copy.save(path)
+        with self._lock:
+            self.flows[name] = copy
+            self.versions[name] = self.versions.get(name, 0) + 1
+            listeners = list(self._saved_listeners)
+        self.feeds[name].state.note(f"   saved to {saved.name}")
+        for listener in listeners:
+            try:
+                listener(name, by)
+            except Exception:
+                log.debug("save listener failed", exc_info=True)
+        return saved
 
     @property
     def display_source(self) -> str:
@@ -112,69 +179,82 @@ class DashboardApp(param.Parameterized):
         """The latest run of the named flow (running or finished), if any."""
         return self.manager.run_of(name)
 
-    def _count(self, name: str, event: Any) -> None:
-        if getattr(event, "kind", None) == "pass_finished" and getattr(event, "status", "") == "failed":
-            with self._lock:
-                self._failures[name] = self._failures.get(name, 0) + 1
+    def launch(self, name: str, *, passes: int = 0, breakpoints: list[str] | None = None,
+               flow: Any = None) -> Any:
+        """Start a debuggable run of a snapshot of ``flow`` (default: the saved flow) on the
+        named flow's source and input; raises :class:`~kvmrpa.FlowStateError` when it
+        already runs. Every view of the flow follows the run from its first event."""
+        return get_runtime().run(self.alaunch(name, passes=passes, breakpoints=breakpoints,
+                                              flow=flow), timeout=60)
 
-    def launch(self, name: str, *, passes: int = 0, breakpoints: list[str] | None = None) -> Any:
-        """Start a debuggable run of the named flow on its source and input through the
-        FlowManager; raises :class:`~kvmrpa.FlowStateError` when it already runs."""
-        run = self.manager.start(name, passes=passes, source=self.source_of(name),
-                                 input=self.input_of(name), debug=True,
-                                 breakpoints=breakpoints or [])
-        with self._lock:
-            self._started[name] = time.monotonic()
-            self._failures[name] = 0
-        run.on_event(lambda ev, name=name: self._count(name, ev))
-        return run
+    def alaunch(self, name: str, *, passes: int = 0, breakpoints: list[str] | None = None,
+                flow: Any = None) -> Any:
+        """The coroutine of :meth:`launch` (for the runtime loop); the snapshot of the
+        flow is taken now, by the caller."""
+        run_flow = snapshot(flow if flow is not None else self.flows[name])
+        run_flow.name = name
+        manager = self.manager
+        feed = self.feeds[name]
+        options = {"passes": passes, "source": self.source_of(name), "input": self.input_of(name),
+                   "debug": True, "breakpoints": breakpoints or []}
 
-    def start(self, name: str, passes: int = 0) -> Any:
+        async def start() -> Any:  # on the runtime loop: nothing runs in between
+            await manager.aadd(run_flow, replace=True)
+            run = await manager.astart(name, **options)
+            feed._follow(run)
+            return run
+
+        return start()
+
+    @requires("run")
+    def start(self, name: str, passes: int = 0, flow: Any = None) -> Any:
         """Start the named flow (loop mode by default) unless it is running."""
         run = self.current_run(name)
         if run is not None and not run.done:
             return run
         try:
-            return self.launch(name, passes=passes)
+            return self.launch(name, passes=passes, flow=flow)
         except KvmrpaError as exc:  # another session started it just now
             log.info("dashboard: %s", exc)
             return self.current_run(name)
 
+    @requires("stop")
     def stop(self, name: str) -> None:
-        """Stop the named flow's run (returns at once)."""
+        """Stop the named flow's run (the request is made at once; returns without
+        waiting for the run to wind down)."""
         get_runtime().submit(self.manager.astop(name)).add_done_callback(_log_failure)
 
+    @requires("pause")
     def pause(self, name: str) -> None:
         """Pause (or resume, when paused) the named flow's run."""
         run = self.current_run(name)
         if run is None or run.done:
             return
-        paused = run.paused
-        coro = self.manager.aresume(name) if paused else self.manager.apause(name)
+        coro = self.manager.aresume(name) if run.paused else self.manager.apause(name)
         get_runtime().submit(coro).add_done_callback(_log_failure)
 
     def flow_state(self, name: str) -> str:
-        """idle, running, paused, ok, stopped or failed."""
-        run = self.current_run(name)
-        if run is None:
+        """idle, running, paused, ok, stopped or failed (from the flow's events)."""
+        feed = self.feeds.get(name)
+        if feed is None:
             return "idle"
-        if run.paused:
-            return "paused"
-        return "running" if not run.done else str(run.status)
+        return feed.state.status.split(":")[0]
 
     def metrics(self, name: str | None) -> dict[str, Any]:
-        """Passes, passes/min and failures of the flow; fps, age, reconnects of its source."""
+        """Passes, passes/min (over a sliding window of completed passes), failures and
+        the last outcome of the flow; state and reconnects of its source."""
         out: dict[str, Any] = {}
+        feed = self.feeds.get(name) if name else None
+        if feed is not None:
+            snap = feed.state.snapshot()
+            rate = snap["passes_per_min"]
+            out.update(passes=snap["passes"],
+                       passes_per_min=None if rate is None else round(rate, 1),
+                       failures=snap["failures"])
         src = self._sources.get(self.source_of(name))
         if src is not None:
             m = src.metrics()
-            out.update(fps=round(m.fps, 1), frame_age_ms=None if m.age_s is None else round(m.age_s * 1000),
-                       reconnects=m.reconnects, source_state=str(m.state))
-        run = self.current_run(name) if name else None
-        if run is not None:
-            minutes = max((time.monotonic() - self._started.get(name, time.monotonic())) / 60, 1e-6)
-            out.update(passes=run.passes, passes_per_min=round(run.passes / minutes, 1),
-                       failures=self._failures.get(name, 0))
+            out.update(source=str(getattr(m.state, "value", m.state)), reconnects=m.reconnects)
         return out
 
     # -- shared sources -----------------------------------------------------------------
@@ -226,13 +306,16 @@ class DashboardApp(param.Parameterized):
     def view(self, close_app: bool = False) -> Dashboard:
         """A new page for one browser session (what ``pn.serve`` calls).
 
-        Under a server, the page's refresh callbacks and streaming stop when its session
-        ends. With ``close_app`` the app itself is closed then too (its runs stopped, its
+        Under a server, the page stops rendering and streaming when its session ends.
+        With ``close_app`` the app itself is closed then too (its runs stopped, its
         sources released): for an app made per session, as a notebook served with
         ``panel serve`` does, where nothing else would ever close it.
         """
         dash = Dashboard(app=self)
-        if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+        doc = pn.state.curdoc
+        if doc is not None:
+            doc.title = TITLE
+        if doc is not None and doc.session_context is not None:
             def destroyed(_ctx: Any) -> None:  # on the server's loop: nothing long here
                 dash.close()
                 if close_app:  # stopping runs and joining source threads takes a while
@@ -254,6 +337,8 @@ class DashboardApp(param.Parameterized):
             self.manager.stop_all(timeout=10)
         except Exception:
             log.exception("dashboard: stopping the flows failed")
+        for feed in self.feeds.values():
+            feed.close()
         from kvmrpa.capture import release_source
 
         for src in sources:
@@ -265,36 +350,98 @@ class DashboardApp(param.Parameterized):
                 release_driver(drv)
 
 
+class FlowTabs(BrowserParams, JSComponent):
+    """The flows as ARIA tabs (``role=tab`` in a ``role=tablist``), each with its state."""
+
+    value = param.String(default=None, allow_None=True, doc="Name of the selected flow.")
+    items = param.List(default=[], item_type=dict, doc="""
+        One dict per flow: name, state (idle, running, …) and title (the tooltip).""")
+
+    _esm: ClassVar[str] = """
+const COLOURS = {ok: "#2e7d32", failed: "#c62828", running: "#e65100", paused: "#1565c0"}
+function get(o, k) { return o instanceof Map ? o.get(k) : o[k] }
+export function render({ model, el }) {
+  const list = document.createElement("div")
+  list.setAttribute("role", "tablist")
+  list.setAttribute("aria-label", "Flows")
+  list.style.cssText = "display:flex;flex-wrap:wrap;gap:4px;font:13px sans-serif"
+  el.appendChild(list)
+  function draw() {
+    list.replaceChildren()
+    const items = model.items || []
+    items.forEach((it, i) => {
+      const name = get(it, "name"), state = get(it, "state") || "idle"
+      const b = document.createElement("button")
+      b.type = "button"
+      b.setAttribute("role", "tab")
+      b.id = `kv-tab-${i}`
+      b.dataset.flow = name
+      b.dataset.state = state
+      const selected = model.value === name
+      b.setAttribute("aria-selected", String(selected))
+      b.tabIndex = selected ? 0 : -1
+      b.title = get(it, "title") || name
+      b.style.cssText = "padding:5px 10px;border:1px solid #b0bec5;border-radius:6px 6px 0 0;" +
+        "cursor:pointer;background:" + (selected ? "#fff" : "#eceff1") + ";border-bottom:" +
+        (selected ? "2px solid #1565c0" : "1px solid #b0bec5") + ";font-weight:" + (selected ? "bold" : "normal")
+      const label = document.createElement("span")
+      label.textContent = name
+      const badge = document.createElement("span")
+      badge.textContent = ` · ${state}`
+      badge.setAttribute("aria-label", `state of ${name}`)
+      badge.style.cssText = `font-weight:normal;color:${COLOURS[state] || "#546e7a"}`
+      b.append(label, badge)
+      b.addEventListener("click", () => { model.value = name })
+      b.addEventListener("keydown", (ev) => {
+        const d = ev.key === "ArrowRight" ? 1 : ev.key === "ArrowLeft" ? -1 : 0
+        if (!d) return
+        const next = items[(i + d + items.length) % items.length]
+        model.value = get(next, "name")
+        setTimeout(() => { const t = list.querySelector('[aria-selected="true"]'); if (t) t.focus() }, 50)
+      })
+      list.appendChild(b)
+    })
+  }
+  model.on(["items", "value"], draw)
+  draw()
+}
+"""
+
+
 class _HostedDebugger(Debugger):
-    """A Debugger whose runs are the app's (shared by every session)."""
+    """A Debugger of a session's draft whose runs are the app's (seen by every session)."""
 
-    def __init__(self, app: DashboardApp, name: str, **params: Any) -> None:
-        self._app = app
+    def __init__(self, dash: Dashboard, name: str, **params: Any) -> None:
+        self._dash = dash
+        self._app = dash.app
         self._name = name
-        super().__init__(app.flows[name], source=app.source_of(name), input=app.input_of(name),
-                         **params)
+        app = self._app
+        super().__init__(dash.draft(name), feed=app.feeds[name], source=app.source_of(name),
+                         input=app.input_of(name), **params)
+        self.editor.on_edit = lambda _field: dash._draft_changed(name)
+        # one push per page: the page's pusher renders this debugger first, then the rest
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        self.pusher.close()
+        self.pusher = dash.pusher
+        self._unsubscribe = None
+        on_flow = self._on_flow
+        self.flow_editor._on_change = lambda: (on_flow(), dash._draft_changed(name))
 
-    def _launch(self, breakpoints: list[str]) -> Any:
-        run = self._app.launch(self._name, passes=self.passes, breakpoints=breakpoints)
-        self.attach(run)
-        return run
+    def _alaunch(self, breakpoints: list[str], passes: int) -> Any:
+        return self._app.alaunch(self._name, passes=passes, breakpoints=breakpoints,
+                                 flow=self._dash.run_flow(self._name))
 
-    def refresh(self, force: bool = False) -> None:
-        run = self._app.current_run(self._name)
-        if run is not None and run is not self.run:
-            self.attach(run)
-            force = True
-        super().refresh(force)
+    def stop(self) -> None:
+        self._app.stop(self._name)
 
 
-class Dashboard(pn.viewable.Viewer):
-    """The app-mode page: flows, live view, graph + debugger, run log, metrics."""
+class Dashboard(NotebookFallback, pn.viewable.Viewer):
+    """The app-mode page: flows, draft, run controls, live view, graph, run log, metrics."""
 
     app = param.ClassSelector(class_=DashboardApp, doc="The process-wide app state.")
     selected = param.Selector(default=None, objects=[], allow_None=True, doc="""
         Name of the selected flow (the first one at start).""")
-    refresh_ms = param.Integer(default=250, bounds=(50, 5000), doc="""
-        Milliseconds between refreshes of the flows list, log and metrics.""")
 
     def __init__(self, app: DashboardApp | None = None, **params: Any) -> None:
         app = app or DashboardApp()
@@ -303,26 +450,166 @@ class Dashboard(pn.viewable.Viewer):
         self.param.selected.objects = names
         if self.selected is None and names:
             self.selected = names[0]
+        self._opened = time.time()
+        self._token = object()  # this session, in the app's save notices
+        self._drafts: dict[str, Any] = {}
+        self._draft_versions: dict[str, int] = {}
+        self._applied: dict[str, Any] = {}
+        self._stale: set[str] = set()
         self._debuggers: dict[str, _HostedDebugger] = {}
-        self._callback: Any = None
-        self.flow_list = pn.widgets.RadioBoxGroup(label="Flows", options=names,
-                                                  value=self.selected, inline=False)
-        self.flow_list.link(self, value="selected", bidirectional=True)
-        self.flow_states = pn.pane.HTML("", sizing_mode="stretch_width")
-        self.start_button = pn.widgets.Button(label="Start flow", color="primary")
-        self.stop_button = pn.widgets.Button(label="Stop flow", color="danger")
-        self.pause_button = pn.widgets.Button(label="Pause flow")
-        self.start_button.on_click(lambda _: self.selected and self.app.start(self.selected))
-        self.stop_button.on_click(lambda _: self.selected and self.app.stop(self.selected))
-        self.pause_button.on_click(lambda _: self.selected and self.app.pause(self.selected))
-        self.live = LiveView(None, min_height=300)
-        self.metrics = pn.pane.HTML("", sizing_mode="stretch_width")
-        self.run_log = pn.pane.HTML("", sizing_mode="stretch_width", max_height=220,
-                                    styles={"overflow-y": "auto"})
+        self._unsubscribe: list[Callable[[], None]] = []
+        self._overlay: OverlayStamp | None = None
+        self._overlay_cb: Any = None
+        self._shown_key: Any = None
+        self._draft_dirty = True
+        self._log_key: Any = None
+        self.pusher = Pusher(self.refresh)
+        self.tabs = FlowTabs(value=self.selected, sizing_mode="stretch_width")
+        self.tabs.link(self, value="selected", bidirectional=True)
+        self.title = pn.pane.HTML(
+            f'<h1 style="font:bold 18px sans-serif;margin:4px 12px 0 0;white-space:nowrap">'
+            f'{TITLE}</h1>', margin=(5, 5))
+        self.description = LiveHTML("", sizing_mode="stretch_width", margin=(0, 10))
+        self.modified = LiveHTML("", margin=(10, 6))
+        tip = {"Apply": "Use this draft for the next run started from this tab",
+               "Save": "Write the draft to the flow file (every tab's next run uses it)",
+               "Revert": "Drop this tab's edits and show the saved flow"}
+        self.apply_button = pn.widgets.Button(label="Apply", description=tip["Apply"], width=70)
+        self.save_button = pn.widgets.Button(label="Save", description=tip["Save"], width=70)
+        self.revert_button = pn.widgets.Button(label="Revert", description=tip["Revert"],
+                                               width=70)
+        self.reload_button = pn.widgets.Button(label="Reload", color="warning",
+                                               visible=False, width=80,
+                                               description="Load the flow as saved in another tab")
+        self.notice = LiveHTML("", margin=(10, 6), visible=False)
+        self.apply_button.on_click(lambda _: self.apply_draft())
+        self.save_button.on_click(lambda _: self.save_draft())
+        self.revert_button.on_click(lambda _: self.revert_draft())
+        self.reload_button.on_click(lambda _: self.revert_draft())
+        self.apply_button.disabled = not can("edit")  # the handlers check again
+        self.save_button.disabled = not can("save")
+        self.message = pn.pane.Alert("", alert_type="danger", visible=False)
+        self.live = LiveView(None, min_height=150, sizing_mode="stretch_width",
+                             styles={"max-width": "calc((100vh - 330px) * 16 / 9)"})
+        self.metrics = LiveHTML("", sizing_mode="stretch_width")
+        self.run_log = LiveHTML("", sizing_mode="stretch_width", max_height=260,
+                                styles={"overflow-y": "auto"})
+        self.controls_area = pn.Row(sizing_mode="stretch_width")
         self.debugger_area = pn.Column(sizing_mode="stretch_width")
+        for feed in app.feeds.values():
+            self._unsubscribe.append(feed.state.subscribe(self.pusher.poke))
+        self._unsubscribe.append(app.on_saved(self._on_saved))
+        if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+            self.pusher.bind()
         self.param.watch(self._on_selected, ["selected"])
         self._on_selected()
 
+    # -- drafts -------------------------------------------------------------------------
+    def draft(self, name: str) -> Any:
+        """This session's draft of the named flow (a copy of the saved flow at first)."""
+        if name not in self._drafts:
+            self._drafts[name] = snapshot(self.app.flows[name])
+            self._draft_versions[name] = self.app.versions.get(name, 0)
+        return self._drafts[name]
+
+    def is_modified(self, name: str) -> bool:
+        """Whether this session's draft differs from the saved flow."""
+        draft = self._drafts.get(name)
+        return draft is not None and _comparable(draft) != _comparable(self.app.flows[name])
+
+    def run_flow(self, name: str) -> Any:
+        """What this session's next run of ``name`` uses: the applied draft, or the saved
+        flow."""
+        return self._applied.get(name) or self.app.flows[name]
+
+    def _draft_changed(self, name: str) -> None:
+        self._render_draft()
+
+    @requires("edit")
+    def apply_draft(self) -> None:
+        """Use the selected flow's draft for this session's next runs."""
+        name = self.selected
+        if name is None:
+            return
+        try:
+            self.draft(name).validate()
+        except KvmrpaError as exc:
+            self._tell(" ".join(str(exc).split()))
+            return
+        self._applied[name] = snapshot(self.draft(name))
+        self._tell(None)
+        self._render_draft()
+
+    def save_draft(self) -> None:
+        """Save the selected flow's draft to its file (atomically)."""
+        name = self.selected
+        if name is None:
+            return
+        try:
+            self.app.save_flow(name, self.draft(name), by=self._token)
+        except KvmrpaError as exc:
+            self._tell(" ".join(str(exc).split()))
+            return
+        self._applied.pop(name, None)
+        self._draft_versions[name] = self.app.versions.get(name, 0)
+        self._stale.discard(name)
+        self._tell(None)
+        self._render_draft()
+
+    def revert_draft(self) -> None:
+        """Drop this session's edits of the selected flow (also: reload after another
+        session saved it)."""
+        name = self.selected
+        if name is None:
+            return
+        self._drafts.pop(name, None)
+        self._applied.pop(name, None)
+        self._stale.discard(name)
+        dbg = self._debuggers.get(name)
+        if dbg is not None:
+            dbg.flow = self.draft(name)
+        self._tell(None)
+        self._render_draft()
+
+    def _on_saved(self, name: str, by: Any) -> None:
+        if by is self._token:
+            return
+        if name in self._drafts:
+            self._stale.add(name)
+        self._draft_dirty = True
+        self.pusher.poke()
+
+    def _tell(self, text: str | None) -> None:
+        self.message.object = text or ""
+        self.message.visible = bool(text)
+
+    def _render_draft(self) -> None:
+        name = self.selected
+        if name is None:
+            return
+        modified = self.is_modified(name)
+        applied = name in self._applied
+        if modified and applied:
+            text, colour = "● modified (applied to this tab's runs, not saved)", "#e65100"
+        elif modified:
+            text, colour = "● modified (not applied, not saved)", "#e65100"
+        else:
+            text, colour = "saved", "#607d8b"
+        marker = (f'<span aria-label="Draft state" data-modified="{str(modified).lower()}" '
+                  f'style="font:12px sans-serif;color:{colour}">{html.escape(text)}</span>')
+        if marker != self.modified.object:
+            self.modified.object = marker
+        stale = name in self._stale
+        self.notice.object = ('<span role="alert" style="font:bold 12px sans-serif;'
+                              'color:#e65100">changed in another session — reload</span>')
+        self.notice.visible = stale
+        self.reload_button.visible = stale
+        flow = self.app.flows[name]
+        desc = html.escape(flow.description or "no description")
+        self.description.object = (f'<p aria-label="Flow description" style="font:13px '
+                                   f'sans-serif;color:#37474f;margin:4px 0">{desc}</p>')
+
+    # -- selection ----------------------------------------------------------------------
     @property
     def debugger(self) -> Debugger | None:
         """The Debugger of the selected flow."""
@@ -335,89 +622,189 @@ class Dashboard(pn.viewable.Viewer):
         if src is not self.live.source:
             self.live.param.update(source=src, overlays=[], point=None, region=None)
         self.live.driver = self.app.driver(self.app.input_of(name), src)
+        self._clear_overlays()
         if name is None:
             self.debugger_area.objects = [pn.pane.Markdown("*no flow loaded*")]
+            self.controls_area.objects = []
             return
         dbg = self._debuggers.get(name)
         if dbg is None:
-            dbg = self._debuggers[name] = _HostedDebugger(self.app, name,
-                                                          refresh_ms=self.refresh_ms)
+            dbg = self._debuggers[name] = _HostedDebugger(self, name)
         dbg.editor.source = src
-        path = self.app.flow_files.get(name)
-        dbg.flow_editor.path = None if path is None else str(path)
-        self.debugger_area.objects = [dbg]
+        dbg.flow_editor.path = None
+        dbg.flow_editor.on_save = self.save_draft
+        self.controls_area.objects = [dbg.controls()]
+        self.debugger_area.objects = [
+            pn.Row(dbg.flow_view,
+                   pn.Card(dbg.breakpoint_toggles, title="Breakpoints", collapsed=False,
+                           width=180, margin=(5, 5)),
+                   sizing_mode="stretch_width"),
+            pn.Card(dbg.timeline, title="Timeline of the last pass", collapsed=True,
+                    sizing_mode="stretch_width"),
+            dbg.inspector_card,
+            pn.Card(dbg.editor, title="Edit node", collapsed=True, sizing_mode="stretch_width"),
+            pn.Card(dbg.flow_editor, title="Edit flow", collapsed=True,
+                    sizing_mode="stretch_width"),
+        ]
+        self._draft_dirty = True
+        dbg.refresh(force=True)
         self.refresh()
 
+    # -- rendering (pushed) -------------------------------------------------------------
     def refresh(self) -> None:
-        """Update flow states, metrics, log tail and live-view overlays."""
-        rows = []
-        for name in self.app.flows:
-            state = self.app.flow_state(name)
-            rows.append(f'<tr data-flow="{html.escape(name)}"><td>{html.escape(name)}</td>'
-                        f'<td aria-label="state of {html.escape(name)}">{state}</td></tr>')
-        for name, err in self.app.load_errors.items():
-            rows.append(f'<tr><td>{html.escape(name)}</td><td style="color:#c62828">'
-                        f'not loaded: {html.escape(err)}</td></tr>')
-        table = f'<table style="font:12px sans-serif">{"".join(rows)}</table>'
-        if table != self.flow_states.object:
-            self.flow_states.object = table
-        m = self.app.metrics(self.selected)
-        metrics = " · ".join(f"{k.replace('_', ' ')}: {v}" for k, v in m.items() if v is not None)
-        metrics_html = f'<div aria-label="Metrics" style="font:12px monospace">{html.escape(metrics)}</div>'
-        if metrics_html != self.metrics.object:
-            self.metrics.object = metrics_html
+        """Render the selected flow's debugger (graph, status, outcome), then the tabs,
+        draft state, metrics, log and overlays, from the flows' state."""
         dbg = self.debugger
         if dbg is not None:
-            lines = dbg.state.snapshot()["log"][-20:]
-            log_html = ('<pre aria-label="Run log" style="font:11px monospace;margin:0">'
-                        + html.escape("\n".join(lines) or "no run yet") + "</pre>")
-            if log_html != self.run_log.object:
-                self.run_log.object = log_html
-            self._show_results(dbg)
+            dbg.refresh()
+        items = []
+        for name, flow in self.app.flows.items():
+            state = self.app.flow_state(name)
+            title = flow.description or name
+            items.append({"name": name, "state": state, "title": title})
+        for name, err in self.app.load_errors.items():
+            items.append({"name": name, "state": "not loaded", "title": err})
+        if items != self.tabs.items:
+            self.tabs.items = items
+        if self._draft_dirty:
+            self._draft_dirty = False
+            self._render_draft()
+        name = self.selected
+        if name is None:
+            return
+        m = self.app.metrics(name)
+        parts = []
+        for key, label in (("passes", "passes"), ("passes_per_min", "passes/min"),
+                           ("failures", "failures"), ("source", "source"),
+                           ("reconnects", "reconnects")):
+            value = m.get(key)
+            parts.append(f"<span>{label}: <b>{html.escape('–' if value is None else str(value))}"
+                         "</b></span>")
+        metrics_html = ('<div aria-label="Metrics" style="font:12px sans-serif;display:flex;'
+                        f'flex-wrap:wrap;gap:4px 12px">{"".join(parts)}</div>')
+        if metrics_html != self.metrics.object:
+            self.metrics.object = metrics_html
+        snap = self.app.feeds[name].state.snapshot()
+        log_key = (name, len(snap["log"]), snap["log"][-1] if snap["log"] else None)
+        if log_key != self._log_key:
+            self._log_key = log_key
+            self._render_log(snap)
+        self._show_results(name, snap)
 
-    def _show_results(self, dbg: Debugger) -> None:
-        run = dbg.run
+    def _render_log(self, snap: dict[str, Any]) -> None:
+        lines = snap["log"][::-1]
+        log_html = ('<pre aria-label="Run log" style="font:11px monospace;margin:0;'
+                    'white-space:pre-wrap;overflow-wrap:anywhere">'
+                    + html.escape("\n".join(lines) or "no run yet") + "</pre>")
+        if log_html != self.run_log.object:
+            self.run_log.object = log_html
+
+    # -- overlays -----------------------------------------------------------------------
+    def _show_results(self, name: str, snap: dict[str, Any]) -> None:
+        """Draw the newest results of this session's time over the live view, stamped
+        with the frame they were computed on."""
+        run = self.app.current_run(name)
         if run is None:
             return
-        latest: dict[str, Any] = {}
-        for rec in run.nodes.values():
+        latest: dict[str, tuple[float, Any, Any]] = {}
+        walls = snap["finished_wall"]
+        for nid, rec in list(run.nodes.items()):
+            wall = walls.get(nid, 0.0)
             out = rec.output or {}
-            if rec.status != "done" or not isinstance(out, dict):
+            if wall < self._opened or str(getattr(rec.status, "value", rec.status)) != "done" \
+                    or not isinstance(out, dict):
                 continue
             for key in ("texts", "matches", "detections", "point"):
-                finished = rec.finished or 0.0
-                if out.get(key) is not None and finished >= latest.get(key, (-1.0,))[0]:
-                    latest[key] = (finished, out[key])  # node outputs are in source pixels
+                if out.get(key) is not None and wall >= latest.get(key, (-1.0,))[0]:
+                    latest[key] = (wall, out[key], _frame_of(rec))
+        if not latest:
+            return
         key = tuple(sorted((k, id(v[1])) for k, v in latest.items()))
-        if key == getattr(self, "_shown_key", None):
+        if key == self._shown_key:
             return
         self._shown_key = key
-        self.live.show(*(latest[k][1] for k in ("texts", "matches", "detections") if k in latest),
-                       point=latest["point"][1] if "point" in latest else None)
+        frame = max(latest.values(), key=lambda v: v[0])[2]
+        shapes = overlays_from(*(latest[k][1] for k in ("texts", "matches", "detections")
+                                 if k in latest),
+                               point=latest["point"][1] if "point" in latest else None)
+        self._overlay = OverlayStamp(frame)
+        self.live.overlays = self._overlay.stamp(shapes)
+        self._watch_overlays()
 
-    def _start_refresh(self) -> None:
-        if self._callback is not None:
+    def _watch_overlays(self) -> None:
+        """While results are drawn: fade them once the screen changed, drop them after
+        the TTL (a light check of the latest frame; stops with the overlays)."""
+        if self._overlay_cb is not None or not self.pusher.bound:
             return
         try:
-            self._callback = pn.state.add_periodic_callback(self.refresh, period=self.refresh_ms)
+            self._overlay_cb = pn.state.add_periodic_callback(self._age_overlays, period=300)
         except RuntimeError:
-            self._callback = None
+            self._overlay_cb = None
+
+    def _age_overlays(self) -> None:
+        stamp = self._overlay
+        src = self.live.source
+        if stamp is None:
+            self._clear_overlays()
+            return
+        verdict = stamp.verdict(None if src is None else src.latest())
+        if verdict == "expired":
+            self._clear_overlays()
+        elif verdict == "faded" and not stamp.faded:
+            stamp.faded = True
+            self.live.overlays = stamp.fade(self.live.overlays)
+
+    def _clear_overlays(self) -> None:
+        self._overlay = None
+        if self._overlay_cb is not None:
+            self._overlay_cb.stop()
+            self._overlay_cb = None
+        if self.live.overlays:
+            self.live.overlays = []
 
     def close(self) -> None:
-        """Stop this page's refresh callbacks and streaming (runs keep going)."""
-        if self._callback is not None:
-            self._callback.stop()
-            self._callback = None
+        """Stop rendering and streaming this page (runs keep going)."""
+        self.pusher.close()
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe = []
+        if self._overlay_cb is not None:
+            self._overlay_cb.stop()
+            self._overlay_cb = None
         for dbg in self._debuggers.values():
             dbg.detach()
         self.live.close()
 
     def __panel__(self) -> pn.viewable.Viewable:
-        self._start_refresh()
-        sidebar = pn.Column(
-            "### Flows", self.flow_list, self.flow_states,
-            pn.Row(self.start_button, self.stop_button, self.pause_button),
-            "### Metrics", self.metrics, "### Run log", self.run_log,
-            width=330)
-        main = pn.Column(self.live, self.debugger_area, sizing_mode="stretch_width")
-        return pn.Row(sidebar, main, sizing_mode="stretch_width")
+        self.pusher.bind()
+        self._draft_dirty = True
+        doc = pn.state.curdoc
+        if doc is not None:
+            doc.title = TITLE
+        self.refresh()
+        header = pn.Row(self.title, self.tabs, sizing_mode="stretch_width")
+        draft_bar = pn.Row(self.description, self.modified, self.apply_button,
+                           self.save_button, self.revert_button, self.notice,
+                           self.reload_button, sizing_mode="stretch_width",
+                           styles={"flex-wrap": "wrap"})
+        side = pn.Column(
+            pn.pane.HTML('<h2 style="font:bold 13px sans-serif;margin:4px 0">Metrics</h2>'),
+            self.metrics,
+            pn.Card(self.run_log, title="Run log (newest first)", collapsed=False,
+                    sizing_mode="stretch_width"),
+            width=320, margin=(0, 0, 0, 10))
+        top = pn.Row(self.live, side, sizing_mode="stretch_width")
+        return pn.Column(header, draft_bar, self.message, self.controls_area, top,
+                         self.debugger_area, sizing_mode="stretch_width",
+                         styles={"max-width": "100vw", "overflow-x": "hidden"})
+
+
+def _frame_of(rec: Any) -> Any:
+    out = rec.output or {}
+    frame = out.get("frame") if isinstance(out, dict) else None
+    if frame is None and rec.inputs is not None:
+        try:
+            frame = rec.inputs.frame()
+        except Exception:  # no upstream frame
+            frame = None
+    return frame

@@ -18,6 +18,9 @@ import param
 
 from kvmrpa._errors import KvmrpaError
 
+from ._auth import can, is_code_type, palette_types, require
+from ._resources import NotebookFallback
+
 __all__ = ["FlowEditor"]
 
 log = logging.getLogger("kvmrpa.widgets.floweditor")
@@ -26,10 +29,10 @@ log = logging.getLogger("kvmrpa.widgets.floweditor")
 def _node_types() -> list[str]:
     from kvmrpa.nodes import node_types
 
-    return sorted(node_types())
+    return palette_types(sorted(node_types()))  # code nodes only where allowed
 
 
-class FlowEditor(pn.viewable.Viewer):
+class FlowEditor(NotebookFallback, pn.viewable.Viewer):
     """Palette and graph edits for one flow."""
 
     flow = param.Parameter(default=None, doc="The kvmrpa.engine.Flow being edited.")
@@ -42,6 +45,9 @@ class FlowEditor(pn.viewable.Viewer):
                  **params: Any) -> None:
         super().__init__(flow=flow, **params)
         self._on_change = on_change
+        #: When set, the Save button calls it instead of saving to :attr:`path` (the
+        #: Dashboard saves a session's draft through the app).
+        self.on_save: Callable[[], Any] | None = None
         self.node_type = pn.widgets.Select(label="Node type", options=_node_types())
         self.node_id = pn.widgets.TextInput(label="Node id", placeholder="automatic")
         self.add_button = pn.widgets.Button(label="Add node")
@@ -58,9 +64,15 @@ class FlowEditor(pn.viewable.Viewer):
         self.connect_button.on_click(lambda _: self._guard(self._connect))
         self.disconnect_button.on_click(lambda _: self._guard(self._disconnect))
         self.delete_button.on_click(lambda _: self._guard(self._delete))
-        self.save_button.on_click(lambda _: self._guard(self._save, allow_locked=True))
+        self.save_button.on_click(lambda _: self._on_save_click())
         self.param.watch(lambda *_: self._sync_options(), ["flow"])
         self._sync_options()
+
+    def _on_save_click(self) -> None:
+        if self.on_save is not None:
+            self.on_save()
+            return
+        self._guard(self._save, allow_locked=True)
 
     def _sync_options(self) -> None:
         ids = list(self.flow.nodes) if self.flow is not None else []
@@ -93,11 +105,14 @@ class FlowEditor(pn.viewable.Viewer):
 
     # -- actions (also callable from code) ----------------------------------------------
     def _add(self) -> str:
+        require("edit", self.flow.name, code=is_code_type(self.node_type.value),
+                detail={"node_type": str(self.node_type.value)[:64]})
         node = self.flow.add(self.node_type.value, self.node_id.value.strip() or None)
         self.node_id.value = ""
         return f"added {self.flow.id_of(node)} ({self.node_type.value})"
 
     def _connect(self) -> str:
+        require("edit", self.flow.name)
         s, t = self.source_node.value, self.target_node.value
         if not s or not t or s == t:
             raise ValueError("choose two different nodes to connect")
@@ -106,6 +121,7 @@ class FlowEditor(pn.viewable.Viewer):
         return f"connected {s} → {t}" + (f" on {branch}" if branch else "")
 
     def _disconnect(self) -> str:
+        require("edit", self.flow.name)
         s, t = self.source_node.value, self.target_node.value
         before = len(self.flow.edges)
         self.flow.disconnect(s, t)
@@ -114,6 +130,7 @@ class FlowEditor(pn.viewable.Viewer):
         return f"disconnected {s} → {t}"
 
     def _delete(self) -> str:
+        require("edit", self.flow.name)
         nid = self.delete_node.value
         if not nid:
             raise ValueError("choose a node to delete")
@@ -121,12 +138,15 @@ class FlowEditor(pn.viewable.Viewer):
         return f"deleted {nid}"
 
     def _save(self) -> str:
+        require("save", self.flow.name)
         if not self.path:
             raise ValueError("this flow has no file to save to")
         saved = self.flow.save(Path(self.path))
         return f"saved {saved.name}"
 
     def __panel__(self) -> pn.viewable.Viewable:
+        if not can("edit"):
+            return pn.pane.Markdown("*Editing flows needs the editor role.*")
         return pn.Column(
             pn.Row(self.node_type, self.node_id, self.add_button),
             pn.Row(self.source_node, self.target_node, self.branch, self.connect_button,

@@ -13,6 +13,8 @@ from typing import Any, ClassVar
 import param
 from panel.custom import JSComponent
 
+from ._params import BrowserParams
+from ._resources import NotebookFallback
 from ._runstate import NODE_STATES, layered_layout
 
 __all__ = ["FlowView", "graph_of"]
@@ -35,7 +37,7 @@ def graph_of(flow: Any) -> dict[str, Any]:
     }
 
 
-class FlowView(JSComponent):
+class FlowView(NotebookFallback, BrowserParams, JSComponent):
     """The graph of a flow with live node states; click a node to select it."""
 
     flow = param.Parameter(default=None, doc="""

@@ -24,7 +24,7 @@ const COLORS = {text: "#00e676", match: "#ffca28", detection: "#40c4ff", point: 
 export function render({ model, el }) {
   const root = document.createElement("div")
   root.className = "kv-live"
-  root.style.cssText = "display:flex;flex-direction:column;width:100%;font:12px sans-serif"
+  root.style.cssText = "display:flex;flex-direction:column;width:100%;font:12px sans-serif;box-sizing:border-box"
 
   const bar = document.createElement("div")
   bar.style.cssText = "display:flex;gap:4px;align-items:center;padding:2px 0"
@@ -46,14 +46,14 @@ export function render({ model, el }) {
   const templateBtn = mkButton("template", "Save region as template")
   const badge = document.createElement("span")
   badge.setAttribute("aria-label", "Stream status")
-  badge.style.cssText = "margin-left:auto;font-family:monospace;color:#555"
+  badge.style.cssText = "margin-left:auto;min-width:0;font-family:monospace;color:#555;white-space:nowrap;overflow:hidden;text-overflow:ellipsis"
   badge.textContent = "waiting for frames"
   bar.appendChild(badge)
   let noteUntil = 0
   function note(text) { badge.textContent = text; noteUntil = performance.now() + 3000 }
 
   const viewport = document.createElement("div")
-  viewport.style.cssText = "position:relative;overflow:auto;width:100%;background:#111;line-height:0"
+  viewport.style.cssText = "position:relative;overflow:auto;width:100%;background:#111;line-height:0;display:flex"
   const canvas = document.createElement("canvas")
   canvas.setAttribute("aria-label", "Live view")
   canvas.setAttribute("role", "img")
@@ -61,7 +61,7 @@ export function render({ model, el }) {
   canvas.dataset.frameSeq = "0"
   canvas.width = 640
   canvas.height = 360
-  canvas.style.cssText = "display:block;width:100%;cursor:crosshair;outline:none"
+  canvas.style.cssText = "display:block;flex:none;margin:auto;cursor:crosshair;outline:none"
   viewport.appendChild(canvas)
   root.appendChild(bar)
   root.appendChild(viewport)
@@ -111,6 +111,7 @@ export function render({ model, el }) {
     else ctx.clearRect(0, 0, canvas.width, canvas.height)
     const overlays = model.overlays || []
     for (const o of overlays) {
+      ctx.globalAlpha = get(o, "alpha") == null ? 1 : Math.max(0.05, Math.min(1, Number(get(o, "alpha"))))
       const kind = get(o, "kind") || "text"
       const bbox = get(o, "bbox")
       if (kind === "point") {
@@ -121,6 +122,7 @@ export function render({ model, el }) {
       if (!bbox) continue
       strokeBox(bbox[0], bbox[1], bbox[2], bbox[3], get(o, "color") || COLORS[kind] || "#fff", get(o, "label"))
     }
+    ctx.globalAlpha = 1
     const r = drag ? [Math.min(drag.x0, drag.x1), Math.min(drag.y0, drag.y1),
                       Math.abs(drag.x1 - drag.x0), Math.abs(drag.y1 - drag.y0)] : model.region
     if (r && r.length === 4) {
@@ -164,10 +166,13 @@ export function render({ model, el }) {
     const bmp = await createImageBitmap(new Blob([bytes], {type: "image/jpeg"}))
     if (!alive) { bmp.close(); return }
     const w = Number(get(msg, "width")), h = Number(get(msg, "height"))
-    if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h }
+    const resized = canvas.width !== w || canvas.height !== h
+    if (resized) { canvas.width = w; canvas.height = h }
     if (image) image.close()
     image = bmp
+    const ratio = info ? info.fw / info.fh : 0
     info = {stream, seq, w, h, fw: Number(get(msg, "frame_width")), fh: Number(get(msg, "frame_height")), wall: Number(get(msg, "wall"))}
+    if (resized || info.fw / info.fh !== ratio) layout()
     arrivals.push(performance.now())
     draw()
     canvas.dataset.frameSeq = String(seq)
@@ -199,18 +204,38 @@ export function render({ model, el }) {
   model.on(["overlays", "point", "region"], () => draw())
   model.on("paused", () => { hold.textContent = model.paused ? "live" : "hold"; hold.setAttribute("aria-label", model.paused ? "Resume video" : "Hold video"); updateBadge() })
   model.on("console", () => { consoleBtn.style.fontWeight = model.console ? "bold" : "normal"; consoleBtn.setAttribute("aria-pressed", String(!!model.console)) })
-  model.on("zoom", () => applyZoom())
+  model.on(["zoom", "fit", "height_bound"], () => layout())
 
-  function applyZoom() {
-    canvas.style.width = `${Math.round(model.zoom * 100)}%`
-    reportWidth()
+  // Sizing: the picture always keeps the frame's proportions. Filling the width, the
+  // view is as tall as the picture; containing (a view whose height is bound), the whole
+  // frame fits inside the view's width and height. Zoom scales that size (scrolling).
+  function contains() { return model.fit === "contain" || (model.fit !== "width" && !!model.height_bound) }
+  function layout() {
+    const fw = info ? info.fw : canvas.width, fh = info ? info.fh : canvas.height
+    const ratio = fw > 0 && fh > 0 ? fw / fh : 16 / 9
+    const boxed = contains()
+    root.style.height = boxed ? "100%" : ""
+    viewport.style.flex = boxed ? "1 1 0" : "none"
+    viewport.style.minHeight = boxed ? "0" : ""
+    const W = viewport.clientWidth
+    let w = W
+    if (boxed && viewport.clientHeight > 0) w = Math.min(W, viewport.clientHeight * ratio)
+    w = Math.max(1, Math.floor(w * (model.zoom || 1)))
+    canvas.style.width = `${w}px`
+    canvas.style.height = `${Math.max(1, Math.floor(w / ratio))}px`
+    reportWidth(w)
   }
   let reported = 0
-  function reportWidth() {
-    const w = Math.round(viewport.clientWidth * (model.zoom || 1) * (window.devicePixelRatio || 1))
+  function reportWidth(cssWidth) {
+    const w = Math.round(cssWidth * (window.devicePixelRatio || 1))
     if (w > 0 && Math.abs(w - reported) >= 16) { reported = w; model.view_width = w }
   }
-  const ro = new ResizeObserver(() => reportWidth())
+  let lastBox = ""
+  const ro = new ResizeObserver(() => {
+    // Only a change of the space given to the view counts (not the canvas it holds).
+    const box = `${viewport.clientWidth}x${contains() ? viewport.clientHeight : 0}`
+    if (box !== lastBox) { lastBox = box; layout() }
+  })
   ro.observe(viewport)
 
   hold.addEventListener("click", () => { model.paused = !model.paused })
@@ -269,8 +294,10 @@ export function render({ model, el }) {
   canvas.addEventListener("wheel", (ev) => {
     if (!model.console) return
     ev.preventDefault()
+    if (!ev.deltaY) return
     const [x, y] = toFrame(ev)
-    model.send_msg({kind: "wheel", x, y, dy: ev.deltaY > 0 ? -1 : 1})
+    // one notch per event; positive is down, as deltaY and InputDriver.scroll both say
+    model.send_msg({kind: "wheel", x, y, dy: ev.deltaY > 0 ? 1 : -1})
   }, {passive: false})
   const onKey = (action) => (ev) => {
     if (!model.console) return
@@ -287,7 +314,7 @@ export function render({ model, el }) {
     ro.disconnect()
     if (image) image.close()
   })
-  applyZoom()
+  layout()
   draw()
   model.send_msg({kind: "hello"})
 }

@@ -25,33 +25,17 @@ from kvmrpa._runtime import get_runtime
 from kvmrpa._settings import get_settings
 from kvmrpa.capture import FrameSource
 from kvmrpa.kvm import InputDriver
+from kvmrpa.kvm.keys import browser_key  # the key table's browser names
 
+from ._auth import require, requires
 from ._encoder import EncodedFrame, FrameStreamer
 from ._overlays import overlays_from
+from ._params import BrowserParams
+from ._resources import NotebookFallback
 
 __all__ = ["LiveView", "browser_key"]
 
 log = logging.getLogger("kvmrpa.widgets.liveview")
-
-_KEYS = {
-    "Enter": "Return", "Backspace": "BackSpace", "Escape": "Escape", "Tab": "Tab",
-    " ": "space", "ArrowLeft": "Left", "ArrowRight": "Right", "ArrowUp": "Up",
-    "ArrowDown": "Down", "Control": "Control_L", "Shift": "Shift_L", "Alt": "Alt_L",
-    "Meta": "Super_L", "Delete": "Delete", "Home": "Home", "End": "End",
-    "PageUp": "Prior", "PageDown": "Next", "Insert": "Insert", "CapsLock": "Caps_Lock",
-}
-
-
-def browser_key(key: str) -> str | None:
-    """The canonical key name (X keysym) of a browser ``KeyboardEvent.key``."""
-    if key in _KEYS:
-        return _KEYS[key]
-    if len(key) == 1:
-        return key
-    if key.startswith("F") and key[1:].isdigit():
-        return key
-    return None
-
 
 def frame_message(enc: EncodedFrame, stream: int = 0) -> dict[str, Any]:
     """The custom message carrying one frame; ``jpeg`` is sent as a binary buffer.
@@ -67,7 +51,7 @@ def frame_message(enc: EncodedFrame, stream: int = 0) -> dict[str, Any]:
     }
 
 
-class LiveView(JSComponent):
+class LiveView(NotebookFallback, BrowserParams, JSComponent):
     """Live video of a source on a canvas, with overlays, hold, zoom, point and region.
 
     Click the video to set :attr:`point`, drag to set :attr:`region` (both in frame
@@ -102,6 +86,15 @@ class LiveView(JSComponent):
     view_width = param.Integer(default=0, bounds=(0, None), doc="""
         Displayed width in device pixels, reported by the browser; frames are
         downscaled to it.""")
+    fit = param.Selector(default="auto", objects=["auto", "width", "contain"], doc="""
+        How the video fills the view, always at the frame's proportions: 'width' fills the
+        width (the view is as tall as the picture), 'contain' shows the whole frame inside
+        the view's height and width; 'auto' contains when the view's height is bound
+        (height, max_height or a sizing mode that stretches the height), else fills the
+        width.""")
+    height_bound = param.Boolean(default=False, doc="""
+        Whether the view's height is bound (derived from height, max_height and
+        sizing_mode; 'auto' fit contains the frame then).""")
 
     _esm: ClassVar[str] = "_liveview.js"
     _rename: ClassVar[dict[str, str | None]] = {"source": None, "driver": None,
@@ -120,6 +113,14 @@ class LiveView(JSComponent):
         self.frames_sent = 0
         self.last_sent: EncodedFrame | None = None
         self.param.watch(self._update_streaming, ["paused", "source"])
+        self.param.watch(self._update_height_bound, ["height", "max_height", "sizing_mode"])
+        self._update_height_bound()
+
+    def _update_height_bound(self, *_: Any) -> None:
+        mode = self.sizing_mode or ""
+        self.height_bound = bool(self.height or self.max_height
+                                 or mode in ("stretch_height", "stretch_both", "scale_height",
+                                             "scale_both"))
 
     # -- streaming ------------------------------------------------------------------
     @property
@@ -196,6 +197,7 @@ class LiveView(JSComponent):
                 self._send_msg({"kind": "note", "text": f"saved {path.name}"})
 
     # -- console mode ----------------------------------------------------------------
+    @requires("console")
     def forward_input(self, event: dict[str, Any]) -> bool:
         """Send one browser input event to :attr:`driver` on the runtime loop.
 
@@ -315,6 +317,7 @@ class LiveView(JSComponent):
         """
         from kvmrpa.vision import Template
 
+        require("template", name)
         if not name or any(c in name for c in "/\\:") or name.startswith("."):
             raise VisionError(f"template name {name!r} must be a plain file name")
         if self.region is None:

@@ -4,19 +4,24 @@
 results, a point, a region) into plain JSON-able dicts ``{kind, bbox, label}`` that the
 LiveView canvas draws. :func:`draw_overlays` renders the same dicts on a BGR image (used
 for result images of the NodeEditor and the Debugger's inspector) through
-``kvmrpa.vision.annotate`` when it is there, OpenCV otherwise. No UI package needed.
+``kvmrpa.vision.annotate`` when it is there, OpenCV otherwise. :class:`OverlayStamp`
+ties overlays to the frame they were computed on: each shape carries that frame's
+``seq`` and capture time, and the stamp says when they are stale (the screen changed
+since, or ``settings.stream.overlay_ttl`` passed). No UI package needed.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import cv2
 import numpy as np
 
-__all__ = ["draw_overlays", "overlays_from", "png_bytes", "result_image", "to_jsonable"]
+__all__ = ["OverlayStamp", "draw_overlays", "overlays_from", "png_bytes", "result_image",
+           "to_jsonable"]
 
 log = logging.getLogger("kvmrpa.widgets.overlays")
 
@@ -157,13 +162,14 @@ def result_image(output: Any, inputs: Any = None) -> np.ndarray | None:
     point = output.get("point")
     offset = tuple(getattr(frame, "offset", (0, 0)))
     scale = float(getattr(frame, "scale", 1.0))
-    if offset == (0, 0) and scale == 1.0:
-        try:
+    if hasattr(frame, "from_source"):
+        try:  # the one renderer (CJK captions), on any frame: cropped, scaled or whole
             from kvmrpa.vision import annotate
 
-            items: list[Any] = list(results)
+            items: list[Any] = [r.from_source(frame) if hasattr(r, "from_source") else r
+                                for r in results]
             if point is not None:
-                items.append(tuple(point))
+                items.append(tuple(round(v) for v in frame.from_source(*point[:2])))
             return annotate(image, items) if items else np.array(image)
         except Exception:  # fall back to the plain drawing below
             log.debug("annotate failed", exc_info=True)
@@ -181,3 +187,62 @@ def png_bytes(image: np.ndarray) -> bytes | None:
     """PNG-encode a BGR image (for image panes)."""
     ok, buf = cv2.imencode(".png", image)
     return buf.tobytes() if ok else None
+
+
+#: Mean absolute difference (0-255) of two thumbnails above which the screen changed.
+CHANGED = 3.0
+#: Seconds faded overlays stay before they go.
+FADE_S = 1.5
+
+
+def _thumb(frame: Any) -> np.ndarray | None:
+    image = getattr(frame, "image", None)
+    if image is None:
+        return None
+    image = np.asarray(image)
+    step = max(1, min(image.shape[0] // 54, image.shape[1] // 96))
+    small = cv2.resize(image[::step, ::step], (48, 27), interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(small, cv2.COLOR_BGR2GRAY).astype(np.int16) if small.ndim == 3 \
+        else small.astype(np.int16)
+
+
+class OverlayStamp:
+    """The frame a set of overlays was computed on, and whether they are still current."""
+
+    def __init__(self, frame: Any, ttl: float | None = None) -> None:
+        if ttl is None:
+            from kvmrpa._settings import get_settings
+
+            ttl = float(get_settings().stream.overlay_ttl)
+        self.ttl = ttl
+        self.seq = None if frame is None else int(getattr(frame, "seq", 0))
+        self.captured = None if frame is None else getattr(frame, "captured", None)
+        self.created = time.monotonic()
+        self.faded = False
+        self._faded_at: float | None = None
+        self._thumb = _thumb(frame)
+
+    def stamp(self, shapes: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """The shapes with the frame's ``seq`` (and ``alpha`` 1)."""
+        return [{**s, "seq": self.seq, "alpha": 1.0} for s in shapes]
+
+    def fade(self, shapes: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """The shapes drawn faded (the screen changed since they were computed)."""
+        self._faded_at = time.monotonic()
+        return [{**s, "alpha": 0.3} for s in shapes]
+
+    def verdict(self, latest: Any) -> str:
+        """``fresh``, ``faded`` (the screen differs from the stamped frame) or
+        ``expired`` (past the TTL, or faded for a while)."""
+        now = time.monotonic()
+        if now - self.created > self.ttl or (
+                self._faded_at is not None and now - self._faded_at > FADE_S):
+            return "expired"
+        if self.faded:
+            return "faded"
+        if latest is None or self._thumb is None or getattr(latest, "seq", None) == self.seq:
+            return "fresh"
+        thumb = _thumb(latest)
+        if thumb is None or thumb.shape != self._thumb.shape:
+            return "faded"
+        return "faded" if float(np.abs(thumb - self._thumb).mean()) > CHANGED else "fresh"

@@ -1,26 +1,41 @@
-"""Run state for the UI: node states, timeline and status text folded from run events.
+"""Run state for the UI: node states, timeline, status, outcome, log and metrics folded
+from run events, and the feed that follows a flow's runs.
 
 :class:`RunState` is fed the executor's typed events (from any thread) and answers what
 the widgets draw: each node's state (``pending``, ``running``, ``done``, ``failed``,
-``skipped``, ``paused``), the timeline of the last pass (start/end per node, seconds from
-the pass start), and the flow status text (``idle``, ``running``, ``paused``, ``ok``,
-``stopped``, ``failed: <node> <reason>``). Widgets poll :attr:`version` from their own
-thread and redraw when it changed, so no UI object is touched from the runtime thread.
-:func:`layered_layout` places a flow's nodes in columns by topological depth.
-No UI package here.
+``stopped`` — cut by Stop, not an error —, ``skipped``, ``paused``), the timeline of the
+last pass (start/end per node, seconds from the pass start), the flow status text
+(``idle``, ``running``, ``paused``, ``ok``, ``stopped``, ``failed: <node> <reason>``), the
+outcome of the last pass a person can read (``ok · 1 action`` or ``ok · nothing done
+(trigger → false; 2 skipped)``), the last 500 log lines and passes/min over a sliding
+window of completed passes. Listeners (:meth:`RunState.subscribe`) are told after each
+change, from the thread that applied it: they push the change to their views.
+
+:class:`FlowFeed` follows one flow's current run: it subscribes to the run's events on the
+runtime loop and seeds the state from the run's records in the same step, so no event is
+lost or counted twice however late a view opens. :func:`layered_layout` places a flow's
+nodes in columns by topological depth. No UI package here.
 """
 
 from __future__ import annotations
 
+import collections
 import graphlib
 import threading
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["NODE_STATES", "NodeTiming", "RunState", "event_field", "layered_layout"]
+__all__ = ["NODE_STATES", "FlowFeed", "NodeTiming", "RunState", "event_field", "layered_layout"]
 
-NODE_STATES = ("pending", "running", "done", "failed", "skipped", "paused")
+NODE_STATES = ("pending", "running", "done", "failed", "stopped", "skipped", "paused")
+#: Node types whose run sends input to the target (an "action" for the outcome).
+ACTION_TYPES = frozenset({"mouse", "keyboard"})
+LOG_LINES = 500
+#: Seconds of completed passes that passes/min is computed over.
+RATE_WINDOW = 60.0
+_RECORD_STATE = {"held": "paused", "created": "pending"}
 
 
 def event_field(event: Any, name: str, default: Any = None) -> Any:
@@ -28,6 +43,11 @@ def event_field(event: Any, name: str, default: Any = None) -> Any:
     if isinstance(event, Mapping):
         return event.get(name, default)
     return getattr(event, name, default)
+
+
+def _text(value: Any) -> str:
+    """An enum member's value, or the string itself."""
+    return str(getattr(value, "value", value))
 
 
 @dataclass
@@ -41,112 +61,260 @@ class NodeTiming:
 
 @dataclass
 class RunState:
-    """Node states, timeline and status of one flow's current (or last) run."""
+    """Node states, timeline, status, outcome, log and metrics of one flow's runs."""
 
     nodes: list[str] = field(default_factory=list)
     states: dict[str, str] = field(default_factory=dict)
     timing: dict[str, NodeTiming] = field(default_factory=dict)
+    types: dict[str, str] = field(default_factory=dict)
     status: str = "idle"
+    outcome: str = ""
     paused_at: str | None = None
     passes: int = 0
     failures: int = 0
     version: int = 0
-    log: list[str] = field(default_factory=list)
+    run_id: str | None = None
+    #: Wall time (epoch s) of the newest event folded in.
+    last_wall: float = 0.0
+    #: Wall time each node last finished (its results are that fresh).
+    finished_wall: dict[str, float] = field(default_factory=dict)
+    log: collections.deque[str] = field(
+        default_factory=lambda: collections.deque(maxlen=LOG_LINES))
+    _pass_ends: collections.deque[float] = field(
+        default_factory=lambda: collections.deque(maxlen=10_000), repr=False)
     _pass_t0: float = 0.0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _actions: int = 0
+    _skipped: int = 0
+    _branches: list[tuple[str, str]] = field(default_factory=list, repr=False)
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    _listeners: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
-    def reset(self, nodes: Iterable[str]) -> None:
-        """Forget the last run: every node pending, status idle."""
+    # -- listeners ------------------------------------------------------------------------
+    def subscribe(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call ``listener()`` after every change (from the changing thread); returns an
+        unsubscribe function. Listeners must be quick: schedule, do not render."""
+        with self._lock:
+            self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def _changed(self) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            try:
+                listener()
+            except Exception:  # a view's problem never stops the state
+                import logging
+
+                logging.getLogger("kvmrpa.widgets").debug("run-state listener failed",
+                                                          exc_info=True)
+
+    # -- changes --------------------------------------------------------------------------
+    def reset(self, nodes: Iterable[str], types: Mapping[str, str] | None = None) -> None:
+        """Forget the last run's node states: every node pending, status idle (the log
+        and its lines stay)."""
         with self._lock:
             self.nodes = list(nodes)
+            self.types = dict(types or {})
             self.states = dict.fromkeys(self.nodes, "pending")
             self.timing = {n: NodeTiming() for n in self.nodes}
-            self.status = "idle"
-            self.paused_at = None
+            self.status, self.outcome, self.paused_at = "idle", "", None
             self.version += 1
+        self._changed()
 
     def set_status(self, status: str) -> None:
         with self._lock:
             self.status = status
             self.version += 1
+        self._changed()
 
-    def _note(self, line: str) -> None:
-        self.log.append(line)
-        if len(self.log) > 200:
-            del self.log[:-200]
+    def note(self, line: str) -> None:
+        """Add a line to the log (from outside the run: a stop request, a save)."""
+        with self._lock:
+            self.log.append(line)
+            self.version += 1
+        self._changed()
+
+    def seed(self, run: Any) -> None:
+        """Take the state of ``run`` from its records (when following it mid-way)."""
+        with self._lock:
+            flow = run.flow
+            self.nodes = list(flow.nodes)
+            self.types = {nid: fn.type for nid, fn in flow.nodes.items()}
+            self.run_id = getattr(run, "run_id", None)
+            self.states, self.timing = {}, {}
+            for nid in self.nodes:
+                rec = run.nodes.get(nid)
+                status = "pending" if rec is None else _text(rec.status)
+                self.states[nid] = _RECORD_STATE.get(status, status)
+                self.timing[nid] = NodeTiming(getattr(rec, "started", None),
+                                              getattr(rec, "finished", None),
+                                              getattr(rec, "runs", 0))
+            status = _text(run.status)
+            self.paused_at = getattr(run, "paused_at", None)
+            if getattr(run, "paused", False):
+                self.status = "paused"
+            elif status in ("created", "running"):
+                self.status = "running"
+            elif status == "failed":
+                self.status = f"failed: {_short(str(run.error or 'error'))}"
+            else:
+                self.status = status
+            self.passes = int(getattr(run, "passes", 0) or 0)
+            self.version += 1
+        self._changed()
 
     def apply(self, event: Any) -> None:
         """Fold one event (typed event or its dict) into the state (thread-safe)."""
+        with self._lock:
+            self._apply(event)
+        self._changed()
+
+    def _apply(self, event: Any) -> None:
         kind = event_field(event, "kind")
         node = event_field(event, "node")
         t = float(event_field(event, "t", 0.0) or 0.0)
-        with self._lock:
-            self.version += 1
-            if kind == "flow_started":
-                self.states = dict.fromkeys(self.nodes, "pending")
-                self.timing = {n: NodeTiming() for n in self.nodes}
-                self.status, self.paused_at = "running", None
-                self._note(f"{t:7.2f}s run started")
-            elif kind == "pass_started":
-                self.states = dict.fromkeys(self.nodes, "pending")
-                self.timing = {n: NodeTiming() for n in self.nodes}
-                self._pass_t0 = t
-                if self.status != "paused":
-                    self.status = "running"
-            elif kind == "pass_finished":
-                self.passes += 1
-                if event_field(event, "status") == "failed":
-                    self.failures += 1
-            elif kind == "node_started" and node is not None:
-                self._ensure(node)
-                self.states[node] = "running"
-                tm = self.timing[node]
-                tm.start, tm.end = t - self._pass_t0, None
-                tm.runs += 1
-                if self.paused_at == node:
-                    self.paused_at = None
-            elif kind == "node_finished" and node is not None:
-                self._ensure(node)
-                self.states[node] = "done"
-                self._end(node, t)
-                self._note(f"{t:7.2f}s {node} done ({float(event_field(event, 'duration', 0)) * 1000:.0f} ms)")
-            elif kind == "node_failed" and node is not None:
-                self._ensure(node)
-                self.states[node] = "failed"
-                self._end(node, t)
-                error = str(event_field(event, "error", ""))
-                self._note(f"{t:7.2f}s {node} failed: {error}")
-                if not event_field(event, "handled", False):
-                    self.status = f"failed: {node} {_short(error)}"
-            elif kind == "node_skipped" and node is not None:
-                self._ensure(node)
-                self.states[node] = "skipped"
-            elif kind == "paused":
-                self.paused_at = node
-                if node is not None:
-                    self._ensure(node)
-                    if self.states.get(node) == "pending":
-                        self.states[node] = "paused"
-                self.status = "paused"
-                self._note(f"{t:7.2f}s paused before {node} ({event_field(event, 'reason', '')})")
-            elif kind == "resumed":
-                if self.paused_at is not None and self.states.get(self.paused_at) == "paused":
-                    self.states[self.paused_at] = "pending"
-                self.paused_at = None
+        self.version += 1
+        self.last_wall = float(event_field(event, "wall", 0.0) or 0.0) or time.time()
+        if node is not None and event_field(event, "type"):
+            self.types[node] = str(event_field(event, "type"))
+        if kind == "flow_started":
+            self.states = dict.fromkeys(self.nodes, "pending")
+            self.timing = {n: NodeTiming() for n in self.nodes}
+            self.status, self.outcome, self.paused_at = "running", "", None
+            self.passes = self.failures = 0
+            self._pass_ends.clear()
+            self.run_id = event_field(event, "run_id", self.run_id)
+            planned = int(event_field(event, "passes", 1) or 0)
+            what = "in a loop" if planned == 0 else ("once" if planned == 1 else f"{planned} passes")
+            self._note(t, f"run started ({what})")
+        elif kind == "pass_started":
+            self.states = dict.fromkeys(self.nodes, "pending")
+            self.timing = {n: NodeTiming() for n in self.nodes}
+            self._pass_t0 = t
+            self._actions = self._skipped = 0
+            self._branches = []
+            if self.status != "paused":
                 self.status = "running"
-            elif kind == "flow_finished":
-                status = str(event_field(event, "status", "ok"))
-                error = event_field(event, "error")
-                if status == "failed":
-                    if not self.status.startswith("failed"):
-                        self.status = f"failed: {_short(str(error or 'error'))}"
-                else:
-                    self.status = status
+        elif kind == "pass_finished":
+            status = _text(event_field(event, "status", "ok"))
+            self.passes += 1
+            self._pass_ends.append(self.last_wall)
+            if status == "failed":
+                self.failures += 1
+            if status == "stopped":
+                self._cut()
+            self.outcome = str(event_field(event, "outcome") or self._outcome(status, event))
+            self._note(t, f"pass {self.passes} {self.outcome}")
+        elif kind == "node_started" and node is not None:
+            self._ensure(node)
+            self.states[node] = "running"
+            tm = self.timing[node]
+            tm.start, tm.end = t - self._pass_t0, None
+            tm.runs += 1
+            if self.paused_at == node:
                 self.paused_at = None
-                for n, s in self.states.items():
-                    if s == "paused":
-                        self.states[n] = "pending"
-                self._note(f"{t:7.2f}s run {status}" + (f": {error}" if error else ""))
+        elif kind == "node_finished" and node is not None:
+            self._ensure(node)
+            self.states[node] = "done"
+            self._end(node, t)
+            self.finished_wall[node] = self.last_wall
+            if self.types.get(node) in ACTION_TYPES:
+                self._actions += 1
+            branch = event_field(event, "branch")
+            if branch is not None:
+                self._branches.append((node, str(branch)))
+            ms = float(event_field(event, "duration", 0) or 0) * 1000
+            self._note(t, f"{node} done ({ms:.0f} ms)" + (f" → {branch}" if branch else ""))
+        elif kind in ("node_stopped", "node_cancelled") and node is not None:
+            self._ensure(node)
+            self.states[node] = "stopped"
+            self._end(node, t)
+            self._note(t, f"{node} stopped")
+        elif kind == "node_failed" and node is not None:
+            self._ensure(node)
+            error = str(event_field(event, "error", ""))
+            if _text(event_field(event, "status", "")) == "stopped" or event_field(event, "stopped"):
+                self.states[node] = "stopped"
+                self._end(node, t)
+                self._note(t, f"{node} stopped")
+                return
+            self.states[node] = "failed"
+            self._end(node, t)
+            self._note(t, f"{node} failed: {_short(error)}")
+            if not event_field(event, "handled", False):
+                self.status = f"failed: {node} {_short(error)}"
+        elif kind == "node_skipped" and node is not None:
+            self._ensure(node)
+            self.states[node] = "skipped"
+            self._skipped += 1
+        elif kind == "paused":
+            self.paused_at = node
+            if node is not None:
+                self._ensure(node)
+                if self.states.get(node) == "pending":
+                    self.states[node] = "paused"
+            self.status = "paused"
+            reason = event_field(event, "reason", "") or ""
+            if node is not None:
+                self._note(t, f"paused before {node}" + (f" ({reason})" if reason else ""))
+            else:
+                self._note(t, "paused")
+        elif kind == "resumed":
+            if self.paused_at is not None and self.states.get(self.paused_at) == "paused":
+                self.states[self.paused_at] = "pending"
+            self.paused_at = None
+            self.status = "running"
+            self._note(t, "resumed")
+        elif kind == "flow_finished":
+            status = _text(event_field(event, "status", "ok"))
+            error = event_field(event, "error")
+            if status == "failed":
+                if not self.status.startswith("failed"):
+                    self.status = f"failed: {_short(str(error or 'error'))}"
+            else:
+                self.status = status
+            if status == "stopped":
+                self._cut()
+                self.outcome = "stopped"
+            elif event_field(event, "outcome"):
+                self.outcome = str(event_field(event, "outcome"))
+            self.paused_at = None
+            for n, s in self.states.items():
+                if s == "paused":
+                    self.states[n] = "pending"
+            self._note(t, f"run {status}" + (f": {_short(str(error))}" if error else ""))
+
+    def _cut(self) -> None:
+        """Nodes still running when the run was stopped: stopped, not failed."""
+        for n, s in self.states.items():
+            if s == "running":
+                self.states[n] = "stopped"
+
+    def _outcome(self, status: str, event: Any) -> str:
+        if status == "stopped":
+            return "stopped"
+        if status == "failed":
+            failed = next((n for n, s in self.states.items() if s == "failed"), None)
+            return "failed" + (f" · {failed}" if failed else "")
+        if self._actions:
+            return f"ok · {self._actions} action" + ("s" if self._actions != 1 else "")
+        has_actions = any(self.types.get(n) in ACTION_TYPES for n in self.nodes)
+        if not has_actions:
+            return "ok"
+        why = [f"{n} → {b}" for n, b in self._branches[-1:]]
+        if self._skipped:
+            why.append(f"{self._skipped} skipped")
+        return "ok · nothing done" + (f" ({'; '.join(why)})" if why else "")
+
+    def _note(self, t: float, line: str) -> None:
+        self.log.append(f"{t:7.2f}s {line}")
 
     def _ensure(self, node: str) -> None:
         if node not in self.states:
@@ -160,15 +328,93 @@ class RunState:
         if tm.start is None:
             tm.start = tm.end
 
+    # -- reading --------------------------------------------------------------------------
+    def passes_per_min(self) -> float | None:
+        """Passes per minute over the completed passes of the last minute before the
+        latest one (None with fewer than two)."""
+        with self._lock:
+            ends = list(self._pass_ends)
+        if len(ends) < 2:
+            return None
+        last = ends[-1]
+        window = [e for e in ends if e >= last - RATE_WINDOW]
+        if len(window) < 2 or window[-1] <= window[0]:
+            return None
+        return (len(window) - 1) / (window[-1] - window[0]) * 60.0
+
+    @property
+    def outcome_kind(self) -> str:
+        """``nothing`` when the last pass did nothing, else the outcome's first word."""
+        if "nothing done" in self.outcome:
+            return "nothing"
+        return (self.outcome or self.status).split(" ")[0].split(":")[0]
+
     def snapshot(self) -> dict[str, Any]:
-        """A consistent copy: states, timing, status, paused_at, passes, failures, log."""
+        """A consistent copy: states, timing, status, outcome, paused_at, passes, failures,
+        log, passes_per_min, last_wall, finished_wall."""
+        rate = self.passes_per_min()
         with self._lock:
             return {
                 "version": self.version, "states": dict(self.states),
                 "timing": {n: (t.start, t.end) for n, t in self.timing.items()},
-                "status": self.status, "paused_at": self.paused_at, "passes": self.passes,
-                "failures": self.failures, "log": list(self.log[-50:]),
+                "status": self.status, "outcome": self.outcome,
+                "outcome_kind": self.outcome_kind, "paused_at": self.paused_at,
+                "passes": self.passes, "failures": self.failures, "log": list(self.log),
+                "passes_per_min": rate, "last_wall": self.last_wall,
+                "finished_wall": dict(self.finished_wall), "run_id": self.run_id,
             }
+
+
+class FlowFeed:
+    """Follows the runs of one flow into one :class:`RunState` (process-wide: every view
+    of the flow reads the same state)."""
+
+    def __init__(self, name: str, nodes: Iterable[str] = (),
+                 types: Mapping[str, str] | None = None) -> None:
+        self.name = name
+        self.state = RunState()
+        self.state.reset(nodes, types)
+        self.run: Any = None
+        self._unsubscribe: Callable[[], None] | None = None
+        self._lock = threading.Lock()
+
+    def follow(self, run: Any) -> None:
+        """Show ``run`` from now on: subscribe to its events and take its current state,
+        in one step on the runtime loop (no event is missed or applied twice)."""
+        from kvmrpa._runtime import get_runtime
+
+        runtime = get_runtime()
+
+        async def follow() -> None:
+            self._follow(run)
+
+        try:
+            import asyncio
+
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is runtime.loop:
+            self._follow(run)
+        else:
+            runtime.run(follow(), timeout=30)
+
+    def _follow(self, run: Any) -> None:
+        with self._lock:
+            if run is self.run:
+                return
+            if self._unsubscribe is not None:
+                self._unsubscribe()
+            self.run = run
+            self._unsubscribe = run.on_event(self.state.apply)
+        self.state.seed(run)
+
+    def close(self) -> None:
+        """Stop following (the run goes on)."""
+        with self._lock:
+            if self._unsubscribe is not None:
+                self._unsubscribe()
+            self._unsubscribe = None
 
 
 def _short(text: str, limit: int = 160) -> str:

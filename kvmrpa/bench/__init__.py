@@ -46,6 +46,10 @@ KEYS: dict[str, tuple[str, ...]] = {
         "vision.match_full_720p_ms", "vision.match_roi_ms", "vision.match_coarse_to_fine_720p_ms",
     ),
     "e2e": ("e2e.sim_reaction_ms_p50", "e2e.lab_reaction_ms_p50"),
+    "fleet": (
+        "fleet.passes_per_min_2_workers", "fleet.passes_per_min_1_worker", "fleet.scaling_ratio",
+        "fleet.local_manager_passes_per_min", "fleet.overhead_ms_per_target", "fleet.local_run_ms",
+    ),
 }
 #: Groups whose figures are shown in the table but are not part of the ``--json`` contract.
 EXTRA_KEYS: dict[str, tuple[str, ...]] = {
@@ -54,6 +58,7 @@ EXTRA_KEYS: dict[str, tuple[str, ...]] = {
         "input.xdotool_click_ms_p50", "input.xdotool_click_ms_p90",
     ),
 }
+#: Every benchmark group, in the order they run.
 GROUPS: tuple[str, ...] = (*KEYS, *EXTRA_KEYS)
 
 
@@ -89,6 +94,7 @@ class Target:
         return f"{what}{self.op}{self.limit:g}"
 
 
+#: The target of each figure that has one.
 TARGETS: dict[str, Target] = {
     "executor.parallel_speedup_2": Target(">=", 1.9),
     "executor.parallel_speedup_8": Target(">=", 7.0),
@@ -106,6 +112,7 @@ TARGETS: dict[str, Target] = {
     "vision.match_coarse_to_fine_720p_ms": Target("<=", 5.0, "vision.match_full_720p_ms"),
     "e2e.sim_reaction_ms_p50": Target("<=", 150.0),
     "e2e.lab_reaction_ms_p50": Target("<=", 400.0),
+    "fleet.scaling_ratio": Target(">=", 1.5),
     "input.vnc_click_ms_p50": Target("<=", 2.0, "input.xdotool_click_ms_p50", "ratio"),
 }
 

@@ -1,4 +1,4 @@
-"""Benchmark group ``stream``: live video to viewers (the review's item 2.1).
+"""Benchmark group ``stream``: live video to viewers.
 
 Figures, each next to its baseline in the same run:
 
@@ -19,13 +19,14 @@ extra figures: ``stream.browser_fps_720p30`` (frames drawn per second by a headl
 browser watching a 30 fps 720p source through a served LiveView; target >= 25) and
 ``stream.server_cpu_pct`` (CPU of this process meanwhile, % of one core; target <= 10).
 
-The streaming code lives in ``kvmrpa.widgets``; it is imported when the group runs.
+The encoder is :mod:`kvmrpa.capture._encoder`; the wire cost and the browser figures
+need the widgets (Panel), imported only when those parts run, so importing this module
+loads no UI package.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import statistics
 import threading
 import time
@@ -35,6 +36,7 @@ import numpy as np
 
 from .._runtime import Runtime
 from ..capture import FrameSource
+from ..capture import _encoder as enc_mod
 
 __all__ = ["run"]
 
@@ -107,7 +109,6 @@ async def _ticker(stop_at: float, lateness: list[float]) -> None:
 
 def _watch(runtime: Runtime, encoder: Any, source: FrameSource, viewers: int,
            seconds: float) -> tuple[list[float], set[int]]:
-    enc_mod = importlib.import_module("kvmrpa.widgets._encoder")
     shown: set[int] = set()
     streamers: list[Any] = []
     lock = threading.Lock()
@@ -139,8 +140,6 @@ def _p99_ms(values: list[float]) -> float | None:
 
 
 def run(quick: bool) -> dict[str, float | None]:
-    enc_mod = importlib.import_module("kvmrpa.widgets._encoder")
-    wire = importlib.import_module("kvmrpa.widgets._wire")
     seconds = 3.0 if quick else 10.0
     runtime = Runtime(name="bench-stream")
     source = _SyntheticSource().start()
@@ -174,8 +173,10 @@ def run(quick: bool) -> dict[str, float | None]:
         if frame is None:
             out["stream.wire_bytes_per_jpeg_byte"] = None
         else:
+            from ..widgets._wire import frame_wire_bytes  # Bokeh's protocol: UI packages
+
             encoded = runtime.run(offloaded.encode(frame), timeout=30)
-            out["stream.wire_bytes_per_jpeg_byte"] = wire.frame_wire_bytes(encoded) / encoded.nbytes
+            out["stream.wire_bytes_per_jpeg_byte"] = frame_wire_bytes(encoded) / encoded.nbytes
             out["stream.jpeg_kib"] = encoded.nbytes / 1024
     finally:
         source.stop()
@@ -209,19 +210,20 @@ def _browser_fps(seconds: float = 6.0) -> dict[str, float | None]:
         return {"stream.browser_fps_720p30": None, "stream.server_cpu_pct": None}
     if not os.path.exists(chromium):
         return {"stream.browser_fps_720p30": None, "stream.server_cpu_pct": None}
-    pn = importlib.import_module("panel")
-    live_mod = importlib.import_module("kvmrpa.widgets")
+    import panel as pn
+
+    from ..widgets import LiveView
     source = _SyntheticSource(fps=30.0, size=(1280, 720), desktop=True).start()
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
 
     def app() -> Any:
-        return live_mod.LiveView(source, fps=30.0, width=1280, height=760,
+        return LiveView(source, fps=30.0, width=1280, height=760,
                                  sizing_mode="fixed")
 
     server = pn.serve(app, address="127.0.0.1", port=port, threaded=True, show=False,
-                      websocket_origin=[f"127.0.0.1:{port}"])
+                      websocket_origin=[f"127.0.0.1:{port}"], verbose=False)
     out: dict[str, float | None] = {}
     try:
         with sync_playwright() as p:

@@ -11,11 +11,14 @@
   ``videotestsrc``), from a thread the source owns: the live view, the dashboard and
   benchmarks without hardware.
 - :func:`open_source` / :func:`release_source`: shared, reference-counted sources from
-  the :class:`SourceHub`; :func:`register_source` adds a URL scheme.
+  the :class:`SourceHub` (``with open_source(url) as src:`` releases it when the block
+  ends); :func:`register_source` adds a URL scheme, as do other packages through the
+  entry-point group ``kvmrpa.sources``.
 """
 
 from ._files import ImageFolderSource, ImageSource, VideoFileSource
 from ._hub import (
+    SOURCES,
     SourceHub,
     get_hub,
     open_source,
@@ -23,6 +26,7 @@ from ._hub import (
     registered_schemes,
     release_source,
     source_key,
+    unregister_source,
 )
 from ._pattern import PATTERNS, PatternSource
 from ._reader import DeviceSource, ReaderOptions, StreamSource
@@ -31,6 +35,7 @@ from ._vnc import VncSource
 
 __all__ = [
     "PATTERNS",
+    "SOURCES",
     "DeviceSource",
     "FrameSource",
     "ImageFolderSource",
@@ -49,4 +54,5 @@ __all__ = [
     "registered_schemes",
     "release_source",
     "source_key",
+    "unregister_source",
 ]

@@ -24,9 +24,13 @@ from urllib.parse import unquote, urlsplit
 
 import cv2
 import numpy as np
+import param
 
 from .._errors import SourceOpenError, UrlError
+from .._limits import check_image_header
+from .._options import url_option
 from .._settings import get_settings
+from . import _native
 from ._source import FrameSource, SourceState
 
 __all__ = [
@@ -50,7 +54,10 @@ def parse_file_url(url: str) -> tuple[Path, dict[str, str]]:
     """``(path, query)`` of a plain path or a ``file://`` URL."""
     if "://" not in url:
         return Path(url).expanduser().absolute(), {}
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise UrlError(f"{url!r} is not a valid URL ({exc})") from None
     if parts.scheme.lower() != "file":
         raise UrlError(f"not a file URL: {url!r}")
     host = parts.netloc
@@ -66,15 +73,10 @@ def parse_file_url(url: str) -> tuple[Path, dict[str, str]]:
 
 
 def _flag(query: dict[str, str], key: str, default: bool, url: str) -> bool:
-    raw = query.get(key)
-    if raw is None:
-        return default
-    low = raw.strip().lower()
-    if low in ("1", "true", "yes", "on"):
-        return True
-    if low in ("0", "false", "no", "off"):
-        return False
-    raise UrlError(f"{url}: {key}={raw!r} must be 0/1 (or true/false)")
+    return url_option(url, key, _BOOLEAN, default, query=query)
+
+
+_BOOLEAN = param.Boolean()
 
 
 def _number(query: dict[str, str], key: str, default: float | None, url: str) -> float | None:
@@ -91,7 +93,10 @@ def _number(query: dict[str, str], key: str, default: float | None, url: str) ->
 
 
 def read_image(path: Path, url: str) -> np.ndarray:
-    """Decode an image file to BGR, or :class:`SourceOpenError` naming the path."""
+    """Decode an image file to BGR, or :class:`SourceOpenError` naming the path.
+
+    The header is checked against ``settings.vision.max_pixels`` before decoding."""
+    check_image_header(path, f"{url}: image", SourceOpenError)
     try:
         data = np.fromfile(str(path), dtype=np.uint8)
     except OSError as exc:
@@ -157,7 +162,8 @@ class VideoFileSource(_PlayerSource):
         fps = _number(query, "fps", None, url) if fps is None else fps
         if not self.path.is_file():
             raise SourceOpenError(f"{self.display_url}: no such file {self.path}")
-        cap = cv2.VideoCapture(str(self.path))
+        with _native.opening():  # FFmpeg's and OpenCV's lines to the kvmrpa.native loggers
+            cap = cv2.VideoCapture(str(self.path))
         try:
             if not cap.isOpened():
                 raise SourceOpenError(f"{self.display_url}: {self.path} is not a readable video")

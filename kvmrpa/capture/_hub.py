@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import importlib
-import importlib.metadata
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 from .._errors import CaptureError, UrlError
+from .._registry import RefPool, Registry
 from .._settings import get_settings
-from .._urls import normalize_url, redact_url, split_url
+from .._urls import check_scheme, normalize_url, redact_url, split_url
 from ._files import file_source, parse_file_url
 from ._pattern import PatternSource
 from ._reader import DeviceSource, StreamSource
@@ -29,6 +27,8 @@ from ._source import FrameSource, SourceState
 from ._vnc import VncSource
 
 __all__ = [
+    "ENTRY_POINT_GROUP",
+    "SOURCES",
     "SourceFactory",
     "SourceHub",
     "get_hub",
@@ -37,73 +37,58 @@ __all__ = [
     "registered_schemes",
     "release_source",
     "source_key",
+    "unregister_source",
 ]
 
 log = logging.getLogger("kvmrpa.capture")
 
 SourceFactory = Callable[[str], FrameSource]
 
-_registry: dict[str, SourceFactory] = {}
-_registry_lock = threading.Lock()
-
 #: Schemes read by OpenCV's FFmpeg backend on a reader thread.
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "srt", "udp", "tcp")
-
-
-def register_source(scheme: str, factory: SourceFactory, *, replace: bool = True) -> None:
-    """Make ``scheme://…`` URLs open with ``factory(url) -> FrameSource`` (unstarted)."""
-    scheme = scheme.lower().rstrip(":/")
-    if not scheme or not scheme.replace("+", "").replace("-", "").replace(".", "").isalnum():
-        raise UrlError(f"invalid URL scheme {scheme!r}")
-    if not callable(factory):
-        raise TypeError(f"source factory for {scheme!r} must be callable")
-    with _registry_lock:
-        if not replace and scheme in _registry:
-            raise UrlError(f"a source factory for {scheme!r} is already registered")
-        _registry[scheme] = factory
-
-
-def registered_schemes() -> list[str]:
-    with _registry_lock:
-        return sorted(_registry)
-
-
-#: Schemes whose module registers them on import (loaded on first use of the scheme).
-_LAZY_MODULES = {"sim": "kvmrpa.sim"}
 #: Entry-point group through which other packages add source schemes (name = scheme,
 #: value = the factory).
 ENTRY_POINT_GROUP = "kvmrpa.sources"
 
 
-def _load_scheme(scheme: str) -> None:
-    """Give a module or an installed plug-in the chance to register ``scheme``."""
-    module = _LAZY_MODULES.get(scheme)
-    if module is not None:
-        importlib.import_module(module)  # registers the scheme on import
-        return
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP, name=scheme):
-        try:
-            register_source(scheme, ep.load())
-        except Exception:
-            log.warning("source plug-in %s for %s:// failed to load", ep.value, scheme,
-                        exc_info=True)
-        return
+def _check(scheme: str, factory: SourceFactory) -> None:
+    check_scheme(scheme)
+    if not callable(factory):
+        raise TypeError(f"source factory for {scheme!r} must be callable")
+
+
+#: URL scheme → ``factory(url) -> FrameSource`` (unstarted).
+SOURCES: Registry[SourceFactory] = Registry(
+    "source scheme", ENTRY_POINT_GROUP, error=UrlError,
+    normalize=lambda s: s.lower().rstrip(":/") if isinstance(s, str) else s, check=_check)
+
+
+def register_source(scheme: str, factory: SourceFactory, *, replace: bool = False) -> None:
+    """Make ``scheme://…`` URLs open with ``factory(url) -> FrameSource`` (unstarted).
+
+    A scheme registered with another factory is refused unless ``replace``.
+    """
+    SOURCES.register(scheme, factory, replace=replace)
+
+
+def unregister_source(scheme: str) -> None:
+    """Forget a source scheme."""
+    SOURCES.unregister(scheme)
+
+
+def registered_schemes() -> list[str]:
+    """The schemes sources are registered for (entry points included)."""
+    return SOURCES.names()
 
 
 def _factory_for(url: str) -> SourceFactory:
     if "://" not in url:
         return file_source
     scheme = split_url(url).scheme.lower()
-    with _registry_lock:
-        missing = scheme not in _registry
-    if missing:
-        _load_scheme(scheme)
-    with _registry_lock:
-        factory = _registry.get(scheme)
-        known = sorted(_registry)
+    factory = SOURCES.get(scheme)
     if factory is None:
         raise UrlError(f"no source for scheme {scheme!r} in {redact_url(url)!r}; "
-                       f"known: {', '.join(known)} (or a plain file path)")
+                       f"known: {', '.join(SOURCES.names())} (or a plain file path)")
     return factory
 
 
@@ -127,110 +112,106 @@ register_source("file", file_source)
 register_source("pattern", PatternSource)
 
 
-@dataclass
-class _Entry:
-    source: FrameSource
-    refs: int
-    timer: threading.Timer | None = None
-
-
 class SourceHub:
     """Shares one started source per URL among all users (thread-safe).
 
     ``linger`` (default ``capture.hub_linger``) keeps a source open that long after its
-    last release, so a flow restarted at once does not reconnect.
+    last release, so a flow restarted at once does not reconnect. The same operations
+    as the driver hub: :meth:`open`, :meth:`release`, :meth:`use`, :meth:`refs`,
+    :meth:`refcounts`, :meth:`close`.
     """
 
     def __init__(self, linger: float | None = None) -> None:
         self._linger = linger
-        self._lock = threading.Lock()
-        self._entries: dict[str, _Entry] = {}
+        self._pool: RefPool[FrameSource] = RefPool("source", error=CaptureError)
+        self._timers: dict[str, threading.Timer] = {}
         self._closed = False
 
     @property
     def linger(self) -> float:
+        """Seconds a source stays open after its last release."""
         return get_settings().capture.hub_linger if self._linger is None else self._linger
 
     def open(self, url: str) -> FrameSource:
-        """A started source for ``url``, shared with every other user of the same URL."""
+        """A started source for ``url``, shared with every other user of the same URL.
+
+        ``with hub.open(url) as src:`` gives the reference back when the block ends.
+        """
         key = source_key(url)
         dead: FrameSource | None = None
         try:
-            with self._lock:
+            with self._pool.lock:
                 if self._closed:
                     raise CaptureError("the source hub is closed")
-                entry = self._entries.get(key)
-                if (entry is not None and entry.refs == 0
-                        and entry.source.state == SourceState.STOPPED):
+                held = self._pool.get(key)
+                if (held is not None and self._pool.refs(held) == 0
+                        and held.state == SourceState.STOPPED):
                     # Lingering but finished (end of file, gave up): start afresh. The old
                     # one is stopped after the lock is let go (its stop may wait for a
                     # reader stuck in FFmpeg; nobody else's open or release waits on it).
-                    if entry.timer is not None:
-                        entry.timer.cancel()
-                    del self._entries[key]
-                    dead, entry = entry.source, None
-                if entry is not None:
-                    entry.refs += 1
-                    if entry.timer is not None:
-                        entry.timer.cancel()
-                        entry.timer = None
-                    return entry.source
-                factory = _factory_for(url)
-                # Built and started under the lock so two users of one URL can never open
-                # two captures; factories and start() return promptly by contract.
-                source = factory(url.strip() if "://" in url else key)
-                if not isinstance(source, FrameSource):
-                    raise CaptureError(f"the factory for {redact_url(url)!r} returned "
-                                       f"{type(source).__name__}, not a FrameSource")
-                try:
-                    source.start()
-                except BaseException:
-                    with contextlib.suppress(Exception):  # release what it began
-                        source.stop()
-                    raise
-                self._entries[key] = _Entry(source, 1)
-                log.debug("hub: opened %s", source.display_url)
-                return source
+                    self._cancel_timer(key)
+                    self._pool.discard(key, held)
+                    dead = held
+                self._cancel_timer(key)
+
+                def create() -> FrameSource:
+                    factory = _factory_for(url)
+                    # Built and started under the lock so two users of one URL can never
+                    # open two captures; factories and start() return promptly by contract.
+                    source = factory(url.strip() if "://" in url else key)
+                    if not isinstance(source, FrameSource):
+                        raise CaptureError(f"the factory for {redact_url(url)!r} returned "
+                                           f"{type(source).__name__}, not a FrameSource")
+                    try:
+                        source.start()
+                    except BaseException:
+                        with contextlib.suppress(Exception):  # release what it began
+                            source.stop()
+                        raise
+                    source.owned_by(self.release)
+                    log.debug("hub: opened %s", source.display_url)
+                    return source
+
+                return self._pool.acquire(key, create)
         finally:
             if dead is not None:
                 dead.stop()
 
+    def _cancel_timer(self, key: str) -> None:
+        timer = self._timers.pop(key, None)
+        if timer is not None:
+            timer.cancel()
+
     def release(self, source: FrameSource) -> None:
         """Give back one reference; the source stops after the linger when none are left."""
         stop_now = False
-        with self._lock:
-            key, entry = self._find(source)
-            if entry.refs <= 0:
-                raise CaptureError(f"source {source.display_url} released more often than opened")
-            entry.refs -= 1
-            if entry.refs == 0:
+        with self._pool.lock:
+            if self._pool.key_of(source) is None:
+                raise CaptureError(f"source {source.display_url} was not opened through this hub")
+            key, left = self._pool.release(source)
+            if left == 0:
                 linger = self.linger
                 if linger <= 0 or self._closed:
-                    del self._entries[key]
+                    self._pool.discard(key, source)
                     stop_now = True
                 else:
-                    timer = threading.Timer(linger, self._expire, args=(key, entry))
+                    timer = threading.Timer(linger, self._expire, args=(key, source))
                     timer.daemon = True
                     timer.name = f"kvmrpa-hub-linger {source.display_url}"
-                    entry.timer = timer
+                    self._timers[key] = timer
                     timer.start()
         if stop_now:
             source.stop()
 
-    def _find(self, source: FrameSource) -> tuple[str, _Entry]:
-        for key, entry in self._entries.items():
-            if entry.source is source:
-                return key, entry
-        raise CaptureError(f"source {source.display_url} was not opened through this hub")
-
-    def _expire(self, key: str, entry: _Entry) -> None:
-        with self._lock:
-            if self._entries.get(key) is not entry or entry.refs > 0:
+    def _expire(self, key: str, source: FrameSource) -> None:
+        with self._pool.lock:
+            if self._pool.get(key) is not source or self._pool.refs(source) > 0:
                 return
-            del self._entries[key]
-            entry.timer = None
-        log.debug("hub: closing %s after linger", entry.source.display_url)
-        entry.source.stop()
+            self._pool.discard(key, source)
+            if self._timers.get(key) is threading.current_thread():
+                del self._timers[key]
+        log.debug("hub: closing %s after linger", source.display_url)
+        source.stop()
 
     @contextlib.contextmanager
     def use(self, url: str) -> Iterator[FrameSource]:
@@ -241,30 +222,35 @@ class SourceHub:
         finally:
             self.release(src)
 
+    def refs(self, source: FrameSource) -> int:
+        """How many users hold ``source`` (0 when lingering or not in the hub)."""
+        return self._pool.refs(source)
+
     def refcounts(self) -> dict[str, int]:
         """``{redacted key: references}`` of every source the hub holds (lingering: 0)."""
-        with self._lock:
-            return {redact_url(k): e.refs for k, e in self._entries.items()}
+        return {redact_url(k): n for k, n in self._pool.refcounts().items()}
 
     def sources(self) -> list[FrameSource]:
-        with self._lock:
-            return [e.source for e in self._entries.values()]
+        """Every source the hub holds (lingering ones included)."""
+        return self._pool.objects()
 
     def close(self) -> None:
         """Stop every source now, lingering or not. Later :meth:`open` calls fail."""
-        with self._lock:
+        with self._pool.lock:
             self._closed = True
-            entries, self._entries = list(self._entries.values()), {}
-        for e in entries:
-            if e.timer is not None:
-                e.timer.cancel()
+            sources = self._pool.drain()
+            timers, self._timers = list(self._timers.values()), {}
+        for timer in timers:
+            timer.cancel()
+        for src in sources:
             try:
-                e.source.stop()
+                src.stop()
             except Exception:
-                log.exception("hub: stopping %s failed", e.source.display_url)
-        for e in entries:
-            if e.timer is not None and e.timer.is_alive() and e.timer is not threading.current_thread():
-                e.timer.join()
+                log.exception("hub: stopping %s failed", src.display_url)
+        for timer in timers:
+            if timer.is_alive() and timer is not threading.current_thread():
+                timer.join()
+
 
     def __enter__(self) -> SourceHub:
         return self
@@ -288,7 +274,11 @@ def get_hub() -> SourceHub:
 
 
 def open_source(url: str) -> FrameSource:
-    """A started, shared source for ``url`` from the process-wide hub."""
+    """A started, shared source for ``url`` from the process-wide hub.
+
+    Give it back with :func:`release_source`, or open it in a ``with`` statement:
+    ``with open_source(url) as src:`` releases it when the block ends.
+    """
     return get_hub().open(url)
 
 

@@ -26,6 +26,7 @@ import socket
 import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from typing import Any
@@ -35,8 +36,9 @@ import cv2
 import numpy as np
 
 from .._errors import ConfigError, SourceOpenError
-from .._settings import get_settings
+from .._settings import CaptureSettings, get_settings
 from .._urls import query_params
+from . import _native
 from ._backoff import Backoff
 from ._source import FrameSource, SourceState
 
@@ -53,35 +55,36 @@ MAX_ABANDONED = 4
 _LIVE_SOURCES: weakref.WeakSet[ReaderSource] = weakref.WeakSet()
 
 
+#: The capture settings' parameters, whose defaults are the reader options' defaults.
+_CAPTURE = CaptureSettings.param
+
+
 @dataclass(frozen=True)
 class ReaderOptions:
-    """Timeouts and reconnect policy of one reader source (defaults: settings.capture)."""
+    """Timeouts and reconnect policy of one reader source: the capture settings of the
+    same names (their defaults here; :meth:`from_settings` takes the current values)."""
 
-    open_timeout: float = 3.0
-    read_timeout: float = 3.0
-    stall_timeout: float = 3.0
-    reconnect_initial: float = 0.5
-    reconnect_max: float = 10.0
-    reconnect_jitter: float = 0.2
-    max_reconnects: int = 0
-    transport: str = "tcp"
+    open_timeout: float = _CAPTURE.open_timeout.default
+    read_timeout: float = _CAPTURE.read_timeout.default
+    stall_timeout: float = _CAPTURE.stall_timeout.default
+    reconnect_initial: float = _CAPTURE.reconnect_initial.default
+    reconnect_max: float = _CAPTURE.reconnect_max.default
+    reconnect_jitter: float = _CAPTURE.reconnect_jitter.default
+    max_reconnects: int = _CAPTURE.max_reconnects.default
+    transport: str = _CAPTURE.transport.default
     #: Short-probe FFmpeg options; ``None`` opens with FFmpeg's defaults (slow probing).
-    probe_options: str | None = "analyzeduration;100000|probesize;100000"
+    probe_options: str | None = _CAPTURE.probe_options.default or None
 
     @classmethod
     def from_settings(cls, **overrides: Any) -> ReaderOptions:
+        """The options from ``settings.capture``, with ``overrides`` (checked) on top."""
         s = get_settings().capture
         names = {f.name for f in fields(cls)}
         unknown = set(overrides) - names
         if unknown:
             raise ConfigError(f"unknown reader option(s) {sorted(unknown)}; known: {sorted(names)}")
-        base = cls(
-            open_timeout=s.open_timeout, read_timeout=s.read_timeout,
-            stall_timeout=s.stall_timeout, reconnect_initial=s.reconnect_initial,
-            reconnect_max=s.reconnect_max, reconnect_jitter=s.reconnect_jitter,
-            max_reconnects=s.max_reconnects, transport=s.transport,
-            probe_options=s.probe_options or None,
-        )
+        base = cls(**{n: getattr(s, n) for n in names})
+        base = replace(base, probe_options=base.probe_options or None)
         opts = replace(base, **overrides)
         for name in ("open_timeout", "read_timeout", "stall_timeout", "reconnect_initial",
                      "reconnect_max"):
@@ -104,11 +107,13 @@ def ffmpeg_options(url: str, opts: ReaderOptions) -> str | None:
 
 
 def open_ffmpeg(url: str, options: str | None, open_timeout: float, read_timeout: float,
-                on_locked: Callable[[], None] | None = None) -> cv2.VideoCapture:
+                on_locked: Callable[[], None] | None = None,
+                messages: list[str] | None = None) -> cv2.VideoCapture:
     """Open ``url`` with OpenCV's FFmpeg backend, ``options`` in the environment.
 
     Returns the capture (check ``isOpened()``). The user's own
     ``OPENCV_FFMPEG_CAPTURE_OPTIONS`` is kept after ours, so it wins on conflicts.
+    FFmpeg's error and warning lines of the open are appended to ``messages``.
     """
     params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(open_timeout * 1000),
               cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(read_timeout * 1000)]
@@ -119,7 +124,11 @@ def open_ffmpeg(url: str, options: str | None, open_timeout: float, read_timeout
         try:
             if options:
                 os.environ[FFMPEG_OPTIONS_VAR] = f"{options}|{old}" if old else options
-            return cv2.VideoCapture(url, cv2.CAP_FFMPEG, params)
+            with _native.opening() as lines:
+                cap = cv2.VideoCapture(url, cv2.CAP_FFMPEG, params)
+            if messages is not None:
+                messages.extend(lines)
+            return cap
         finally:
             if old is None:
                 os.environ.pop(FFMPEG_OPTIONS_VAR, None)
@@ -127,8 +136,10 @@ def open_ffmpeg(url: str, options: str | None, open_timeout: float, read_timeout
                 os.environ[FFMPEG_OPTIONS_VAR] = old
 
 
-def diagnose(url: str, timeout: float) -> str:
-    """Why a network URL did not open: unknown host, refused, silent, or wrong path."""
+def diagnose(url: str, timeout: float, cause: str | None = None) -> str:
+    """Why a network URL did not open: unknown host, refused, silent, or wrong path;
+    ``cause`` (what FFmpeg said, e.g. ``authentication failed``) replaces the guess
+    when the host accepts connections."""
     parts = urlsplit(url)
     host = parts.hostname
     if not host:
@@ -152,6 +163,8 @@ def diagnose(url: str, timeout: float) -> str:
         return f"no answer from {host}:{port}"
     except OSError as exc:
         return f"cannot connect to {host}:{port} ({exc.strerror or exc})"
+    if cause:
+        return f"{host}:{port} accepts connections but the stream could not be opened: {cause}"
     return (f"{host}:{port} accepts connections but the stream could not be opened "
             f"(wrong path, bad credentials, or not a video stream)")
 
@@ -316,6 +329,10 @@ class ReaderSource(FrameSource):
 
     # -- the reader ----------------------------------------------------------------
     def _read_loop(self, attempt: _Attempt) -> None:
+        with _native.collect() as said:  # FFmpeg's lines on this thread: the causes
+            self._read_frames(attempt, said)
+
+    def _read_frames(self, attempt: _Attempt, said: deque[str]) -> None:
         cap: cv2.VideoCapture | None = None
         try:
             cap = self._open_capture(attempt)
@@ -335,7 +352,9 @@ class ReaderSource(FrameSource):
                 if attempt.abandoned.is_set() or self._stop_evt.is_set():
                     break
                 if not ok or image is None:
-                    attempt.error = "read failed: the stream ended or the connection was lost"
+                    why = _native.cause(said)
+                    attempt.error = (f"read failed: {why}" if why else
+                                     "read failed: the stream ended or the connection was lost")
                     break
                 if now - before >= stale_after and self._timeouts_apply:
                     attempt.error = (f"read timed out after {now - before:.1f} s "
@@ -387,15 +406,16 @@ class StreamSource(ReaderSource):
         def locked() -> None:
             attempt.progress = began[0] = time.monotonic()
 
+        said: list[str] = []
         cap = open_ffmpeg(self.url, ffmpeg_options(self.url, opts), opts.open_timeout,
-                          opts.read_timeout, on_locked=locked)
+                          opts.read_timeout, on_locked=locked, messages=said)
         if not cap.isOpened():
             cap.release()
             took = time.monotonic() - began[0]
             if took >= 0.9 * opts.open_timeout:
                 reason = f"no answer within the open timeout ({opts.open_timeout:g} s; server hung?)"
             else:
-                reason = diagnose(self.url, opts.open_timeout)
+                reason = diagnose(self.url, opts.open_timeout, _native.cause(said))
             raise SourceOpenError(f"cannot open {self.display_url}: {reason}")
         return cap
 
@@ -419,7 +439,8 @@ class DeviceSource(ReaderSource):
         dev = self.device
         if isinstance(dev, str) and not os.path.exists(dev):
             raise SourceOpenError(f"cannot open {self.display_url}: no such device {dev}")
-        cap = cv2.VideoCapture(dev, cv2.CAP_V4L2)
+        with _native.opening():
+            cap = cv2.VideoCapture(dev, cv2.CAP_V4L2)
         if not cap.isOpened():
             cap.release()
             raise SourceOpenError(f"cannot open {self.display_url}: the device did not open "

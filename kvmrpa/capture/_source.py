@@ -3,7 +3,7 @@
 A producer (reader thread, simulator, file player) calls :meth:`FrameSource._publish`;
 consumers call :meth:`latest` (never blocks) or ``await next_frame(after_seq)``. There is
 no queue: the mailbox holds one frame, so a slow consumer always gets the newest one and
-nothing has to be drained (the review's item 2.2 cannot happen).
+nothing has to be drained: a consumer never acts on a stale backlog.
 """
 
 from __future__ import annotations
@@ -90,6 +90,7 @@ class FrameSource(abc.ABC):
         self._attempts = 0
         self._times: deque[float] = deque(maxlen=512)
         self._started = False
+        self._release_to: Callable[[FrameSource], None] | None = None
 
     # -- lifecycle -----------------------------------------------------------------
     def start(self) -> FrameSource:
@@ -122,11 +123,21 @@ class FrameSource(abc.ABC):
     def _stop(self) -> None:
         """Stop producing and release every resource; must return promptly."""
 
+    def owned_by(self, release: Callable[[FrameSource], None]) -> None:
+        """Hand the source's lifetime to a hub: leaving a ``with`` block then calls
+        ``release(self)`` (one reference given back) instead of :meth:`stop`."""
+        self._release_to = release
+
     def __enter__(self) -> FrameSource:
-        return self.start()
+        """``with source:`` starts it, or, for one from a hub (``with open_source(url)``),
+        holds the reference just taken."""
+        return self if self._release_to is not None else self.start()
 
     def __exit__(self, *exc: object) -> None:
-        self.stop()
+        if self._release_to is not None:
+            self._release_to(self)
+        else:
+            self.stop()
 
     @property
     def running(self) -> bool:

@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from .._errors import SourceOpenError, UrlError
+from .._rfb import rfb_connect  # the same handshake as the input driver
 from .._settings import get_settings
 from .._urls import query_params, vnc_address
 from ._backoff import Backoff
@@ -118,8 +119,6 @@ class VncSource(FrameSource):
                 await asyncio.wait_for(halt.wait(), delay)
 
     async def _session(self, halt: asyncio.Event) -> None:
-        from ..kvm._vnc import rfb_connect  # the same handshake as the input driver
-
         opts = self.options
         try:
             # closes its socket on a timeout: a server that accepts and hangs leaks nothing

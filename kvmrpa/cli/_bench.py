@@ -1,10 +1,17 @@
-"""``kvmrpa bench``: run the performance suite and print a table or one JSON object."""
+"""``kvmrpa bench``: run the performance suite and print a table or one JSON object.
+
+While the groups run, whatever they (or the libraries, native code and programs they
+start) write to stdout goes to stderr, so stdout holds the table or the JSON only.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
+from collections.abc import Iterator
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,6 +23,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--only", action="append", choices=GROUPS, metavar="GROUP",
                    help=f"run only this group (repeatable): {', '.join(GROUPS)}")
     p.set_defaults(func=run)
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Send stdout to stderr until the block ends: ``sys.stdout`` and, when it is file
+    descriptor 1, the descriptor itself (native writes, child processes)."""
+    sys.stdout.flush()
+    try:
+        fd, err = sys.stdout.fileno(), sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # not real files (captured output)
+        fd = err = -1
+    saved = os.dup(fd) if fd >= 0 else -1
+    try:
+        if saved >= 0:
+            os.dup2(err, fd)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        if saved >= 0:
+            os.dup2(saved, fd)
+            os.close(saved)
 
 
 def _fmt(v: float | None) -> str:
@@ -30,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
     def progress(group: str) -> None:
         print(f"bench: {group} …", file=sys.stderr, flush=True)
 
-    results = run_groups(groups, quick=args.quick, progress=progress)
+    with stdout_to_stderr():
+        results = run_groups(groups, quick=args.quick, progress=progress)
     for res in results:
         if res.skipped:
             print(f"bench: {res.group} skipped: {res.skipped}", file=sys.stderr)

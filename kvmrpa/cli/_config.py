@@ -1,9 +1,9 @@
-"""``kvmrpa config``: print the effective settings and where each came from."""
+"""``kvmrpa config``: print the effective settings and where each came from (the store
+path as it is used, secrets redacted)."""
 
 from __future__ import annotations
 
 import argparse
-import json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -13,13 +13,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .._limits import dumps_strict
     from .._settings import get_settings
 
     settings = get_settings()
     rows = [(key, settings.display_value(key), origin, p.doc or "")
             for key, _value, origin, p in settings.items()]
     if args.json:
-        print(json.dumps({k: {"value": v, "origin": o} for k, v, o, _ in rows}, indent=2))
+        print(dumps_strict({k: {"value": v, "origin": o} for k, v, o, _ in rows}, indent=2))
         return 0
     width = max(len(k) for k, *_ in rows)
     vwidth = min(40, max(len(v) for _, v, *_ in rows))

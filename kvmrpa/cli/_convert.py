@@ -29,9 +29,8 @@ def convert_document(doc: dict[str, Any]) -> tuple[Any, list[str], list[str], li
     """``(flow or None, problem lines, warning lines, secrets replaced)`` for a parsed
     document; never raises a :class:`~kvmrpa.KvmrpaError`."""
     from .._errors import FlowValidationError, KvmrpaError
-    from ..engine._import import import_original, is_original
-    from ..engine._import_vision import secure_secrets
     from ..engine._validate import document_to_flow
+    from ..legacy import import_original, is_original, secure_secrets
     from ._validate import one_line
 
     warnings: list[Any] = []

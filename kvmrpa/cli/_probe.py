@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import threading
 import time
 from typing import Any
@@ -75,19 +74,26 @@ def probe(url: str, seconds: float) -> dict[str, Any]:
         "frame_age_ms_p95": _pct(ages, 0.95),
         "reconnects": m.reconnects,
         "transitions": trans,
-        "error": m.last_error,
+        "error": m.last_error or (None if frames else
+                                  f"no frame arrived in {seconds:g} s (state {state})"),
     }
 
 
 def run(args: argparse.Namespace) -> int:
-    if not args.seconds > 0:
+    if not 0 < args.seconds <= 3600:
         from .._errors import ConfigError
 
-        raise ConfigError(f"--seconds must be > 0, got {args.seconds}")
-    report = probe(args.url, args.seconds)
+        raise ConfigError(f"--seconds must be in (0, 3600], got {args.seconds}")
+    from .._limits import dumps_strict
+    from .._redact import redact_data
+    from . import safe_text
+
+    report = redact_data(probe(args.url, args.seconds))
     if args.json:
-        print(json.dumps(report, ensure_ascii=False))
+        print(dumps_strict(report, ensure_ascii=False))
     else:
+        report["url"] = safe_text(report["url"])
+        report["error"] = safe_text(report["error"]) if report["error"] else None
         res = report["resolution"]
         print(f"source      {report['url']}")
         print(f"state       {report['state']}")

@@ -11,6 +11,7 @@ a failed one are not sent).
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from collections.abc import Callable, Coroutine
@@ -47,19 +48,30 @@ def _split(tokens: list[str]) -> list[list[str]]:
     return groups
 
 
+#: Largest coordinate and scroll step accepted (anything larger is a typo or an attack).
+MAX_COORDINATE = 1_000_000
+MAX_SCROLL = 10_000
+
+
 def _number(text: str, what: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise InputError(f"send: {what} must be a number, got {text!r}") from None
+        raise InputError(f"send: {what} must be a number, got {text[:40]!r}") from None
+    if not math.isfinite(value) or abs(value) > MAX_COORDINATE:
+        raise InputError(f"send: {what} must be a finite number within ±{MAX_COORDINATE}, "
+                         f"got {text[:40]!r}")
     return int(value) if value.is_integer() else value
 
 
 def _integer(text: str, what: str) -> int:
     try:
-        return int(text)
+        value = int(text) if len(text) <= 20 else MAX_SCROLL + 1
     except ValueError:
-        raise InputError(f"send: {what} must be an integer, got {text!r}") from None
+        raise InputError(f"send: {what} must be an integer, got {text[:40]!r}") from None
+    if abs(value) > MAX_SCROLL:
+        raise InputError(f"send: {what} must be within ±{MAX_SCROLL}, got {text[:40]!r}")
+    return value
 
 
 Step = tuple[str, Callable[[Any], Coroutine[Any, Any, None]]]

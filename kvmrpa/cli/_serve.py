@@ -4,10 +4,12 @@ With no arguments it opens on the simulated desktop (``sim://desktop``) with the
 scenario flows of ``notebooks/flows/`` loaded and the first one selected; every flow runs
 on that desktop, which the live view shows. With ``--flows DIR`` each flow runs on (and
 the live view shows) its own source, ``sim://desktop`` for flows that name none;
-``--source`` / ``--input`` make every flow run on the given URLs instead. It binds
-127.0.0.1 by default and refuses any other address unless authentication is on
-(``--auth-file`` with ``user:password`` lines; Panel's basic auth, cookies signed with
-settings.server.cookie_secret or a generated secret). Panel is imported only when the
+``--source`` / ``--input`` make every flow run on the given URLs instead.
+
+Security: it binds 127.0.0.1 by default, where the single local user is admin. Any other
+address needs an auth file (``user:scrypt-hash:role`` lines, made with ``kvmrpa passwd``)
+and TLS (``--tls-cert``/``--tls-key``) unless ``--insecure-http`` is given. Roles and the
+audit log are enforced by ``kvmrpa.widgets._auth``. Panel is imported only when the
 command runs, so the rest of the CLI stays free of UI packages.
 """
 
@@ -21,6 +23,7 @@ import socket
 import sys
 from pathlib import Path
 
+from .._auth import AuthFile, LoginThrottle, parse_auth_file
 from .._errors import ConfigError
 
 __all__ = ["default_flows_dir", "is_loopback", "read_auth_file", "register", "websocket_origins"]
@@ -30,11 +33,31 @@ log = logging.getLogger("kvmrpa.serve")
 DEFAULT_SOURCE = "sim://desktop"
 
 
+SECURITY_HELP = """\
+security model:
+  roles, weakest first: viewer (watch), operator (run, stop, pause, step, run a node
+  on the current frame, console mode), editor (edit and save flows, save templates),
+  admin (everything). Every mutating action is checked on the server and written to
+  <store>/audit.jsonl (who, what, when). Python nodes (and any node type that
+  evaluates code) can be created, edited or tried from a browser only by an admin on
+  a server started with --allow-code; otherwise they are not in the palette and the
+  server refuses them. A Python node loaded from a flow file still runs.
+  Without --auth-file (loopback only) the single local user is admin. An auth file
+  holds 'user:scrypt-hash:role' lines made by `kvmrpa passwd USER --role ROLE FILE`;
+  plain-text passwords are refused. A non-loopback address needs --auth-file and TLS
+  (--tls-cert/--tls-key) unless --insecure-http is given. Logins are limited per user
+  and per client address (settings.server.login_*: a few free failures a minute, then
+  an exponential delay, logged); cookies are HttpOnly, SameSite=Strict, and Secure
+  with TLS.
+"""
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "serve", help="serve the dashboard in a browser (default: the simulated desktop)",
         description="Serve the kvmrpa dashboard. With no arguments: the simulated desktop "
-                    "with the three scenario flows, on http://127.0.0.1:5006/.")
+                    "with the three scenario flows, on http://127.0.0.1:5006/.",
+        epilog=SECURITY_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--flows", metavar="DIR", help="folder of flow JSON files "
                    "(default: the scenario flows in notebooks/flows/)")
     p.add_argument("--source", metavar="URL", default=None,
@@ -49,8 +72,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=None,
                    help="port to listen on (default: settings.server.port, 5006)")
     p.add_argument("--auth-file", metavar="FILE", default=None,
-                   help="enable basic auth with 'user:password' lines from FILE "
-                        "(required for a non-loopback address)")
+                   help="log users in from FILE's 'user:scrypt-hash:role' lines (made by "
+                        "`kvmrpa passwd`; required for a non-loopback address)")
+    p.add_argument("--allow-code", action="store_true",
+                   help="let admins create, edit and try Python nodes from the browser "
+                        "(a dashboard login is then a shell on this machine)")
+    p.add_argument("--tls-cert", metavar="FILE", default=None,
+                   help="serve HTTPS with this PEM certificate (chain) "
+                        "(default: settings.server.tls_cert)")
+    p.add_argument("--tls-key", metavar="FILE", default=None,
+                   help="the certificate's PEM private key (default: settings.server.tls_key)")
+    p.add_argument("--insecure-http", action="store_true",
+                   help="allow plain HTTP on a non-loopback address (passwords and cookies "
+                        "travel unencrypted; the page shows a warning)")
     p.add_argument("--show", action="store_true", help="open a browser tab")
     p.set_defaults(func=run)
 
@@ -95,49 +129,79 @@ def websocket_origins(address: str, port: int) -> list[str]:
 
 
 def read_auth_file(path: str | Path) -> dict[str, str]:
-    """``user:password`` lines (blank lines and ``#`` comments ignored) → a dict."""
-    path = Path(path)
+    """The roles of an auth file's accounts, by user (``ConfigError`` for a plain-text
+    password, naming ``kvmrpa passwd``)."""
+    return {user: acc.role for user, acc in parse_auth_file(path).items()}
+
+
+def _tls_files(cert: str | None, key: str | None) -> tuple[str, str] | None:
+    if not cert and not key:
+        return None
+    if not cert or not key:
+        raise ConfigError("--tls-cert and --tls-key go together: give both")
+    import ssl
+
+    for flag, name in (("--tls-cert", cert), ("--tls-key", key)):
+        if not Path(name).is_file():
+            raise ConfigError(f"{flag} {name}: not a readable file")
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"auth file {path}: cannot read it ({exc.strerror})") from exc
-    users: dict[str, str] = {}
-    for n, line in enumerate(text.splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        user, sep, password = line.partition(":")
-        if not sep or not user or not password:
-            raise ConfigError(f"auth file {path}, line {n}: expected 'user:password'")
-        users[user] = password
-    if not users:
-        raise ConfigError(f"auth file {path}: no 'user:password' line")
-    return users
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(f"--tls-cert {cert} / --tls-key {key}: not a PEM certificate "
+                          f"and its key ({getattr(exc, 'reason', None) or exc})") from None
+    return cert, key
 
 
 def default_flows_dir() -> Path | None:
-    """The scenario flows shipped with the repository (``notebooks/flows``), if present."""
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        candidate = parent / "notebooks" / "flows"
-        if candidate.is_dir():
-            return candidate
-    return None
+    """The scenario flows shipped in the package (``kvmrpa/sim/flows``), wherever it runs."""
+    from ..sim import EXAMPLE_FLOWS, flow_path
+
+    return flow_path(EXAMPLE_FLOWS[0]).parent
+
+
+def _port_in_use(address: str, port: int) -> bool:
+    """Whether ``port`` cannot be bound on ``address`` (tested as the server binds it,
+    with SO_REUSEADDR, so a port in TIME_WAIT is not reported busy)."""
+    import errno
+
+    try:
+        infos = socket.getaddrinfo(address or None, port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    except OSError:
+        return False  # let the server report a bad address itself
+    for family, kind, proto, _name, sockaddr in infos:
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(sockaddr)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    return True
+    return False
 
 
 def run(args: argparse.Namespace) -> int:
     from .._settings import get_settings
 
-    server = get_settings().server
+    settings = get_settings()
+    server = settings.server
     address = args.address or server.address
     port = server.port if args.port is None else args.port
     auth_file = args.auth_file or server.auth_file or None
-    if not is_loopback(address) and not auth_file:
+    loopback = is_loopback(address)
+    if not loopback and not auth_file:
         print(f"kvmrpa serve: refusing to serve on {address} without authentication; "
-              "enable it with --auth-file FILE ('user:password' lines) or "
+              "enable it with --auth-file FILE ('user:hash:role' lines from kvmrpa passwd) or "
               "KVMRPA_SERVER_AUTH_FILE, or bind 127.0.0.1", file=sys.stderr)
         return 2
-    basic_auth = read_auth_file(auth_file) if auth_file else None
+    tls = _tls_files(args.tls_cert or server.tls_cert or None,
+                     args.tls_key or server.tls_key or None)
+    if not loopback and tls is None and not args.insecure_http:
+        print(f"kvmrpa serve: refusing to serve on {address} over plain HTTP; give "
+              "--tls-cert FILE --tls-key FILE, or --insecure-http to send passwords "
+              "unencrypted", file=sys.stderr)
+        return 2
+    accounts = AuthFile(auth_file) if auth_file else None
     flows_dir = Path(args.flows) if args.flows else default_flows_dir()
     if flows_dir is not None and not flows_dir.is_dir():
         raise ConfigError(f"--flows {flows_dir}: not a folder")
@@ -147,23 +211,59 @@ def run(args: argparse.Namespace) -> int:
     import panel as pn
 
     from kvmrpa.widgets import DashboardApp
+    from kvmrpa.widgets._auth import AuditLog, Policy, auth_provider, configure, session_banner
+
+    cookie_secret = server.cookie_secret or secrets.token_urlsafe(32)
+    audit = AuditLog(settings.store.home_path / "audit.jsonl")
+    throttle = LoginThrottle(free=server.login_attempts, window=server.login_window,
+                             delay=server.login_delay, max_delay=server.login_delay_max)
+    configure(Policy(accounts=accounts, allow_code=args.allow_code, audit=audit,
+                     cookie_secret=cookie_secret, tls=tls is not None,
+                     insecure_http=tls is None and (args.insecure_http or not loopback),
+                     throttle=throttle))
 
     # The demo (no --flows, no --source): every scenario flow runs on the one simulated
     # desktop the live view shows. Otherwise flows keep their own URLs unless --source.
     demo = not args.flows and not args.source
     app = DashboardApp(flows_dir=flows_dir, source_url=source, input_url=input_url,
                        override=bool(args.source) or demo)
+
+    def page() -> object:
+        dash = app.view()
+        banner = session_banner()
+        if not banner:
+            return dash
+        return pn.Column(pn.pane.HTML(banner, sizing_mode="stretch_width", margin=(0, 5)),
+                         dash, sizing_mode="stretch_width")
+
     origins = websocket_origins(address, port)
-    kwargs: dict[str, object] = {}
-    if basic_auth is not None:
-        kwargs["basic_auth"] = basic_auth
-        kwargs["cookie_secret"] = server.cookie_secret or secrets.token_urlsafe(32)
-    print(f"kvmrpa serve: dashboard at http://{address}:{port}/ "
-          f"(flows: {flows_dir or 'none'}, source: {app.display_source})", file=sys.stderr,
-          flush=True)
+    kwargs: dict[str, object] = {"cookie_secret": cookie_secret}
+    if accounts is not None:
+        kwargs["auth_provider"] = auth_provider()
+    if tls is not None:
+        kwargs["ssl_certfile"], kwargs["ssl_keyfile"] = tls
+    scheme = "https" if tls is not None else "http"
+    if tls is None and not loopback:
+        log.warning("serving %s over plain HTTP (--insecure-http): passwords and session "
+                    "cookies travel unencrypted", address)
+        print("kvmrpa serve: WARNING: plain HTTP off loopback (--insecure-http)",
+              file=sys.stderr)
+    users = "local user is admin" if accounts is None else \
+        f"{len(accounts.accounts())} user(s) from {auth_file}"
+    if port and _port_in_use(address, port):
+        print(f"kvmrpa serve: port {port} is in use; pick another with --port",
+              file=sys.stderr)
+        app.close()
+        configure(None)
+        return 2
+    print(f"kvmrpa serve: dashboard at {scheme}://{address}:{port}/ "
+          f"(flows: {flows_dir or 'none'}, source: {app.display_source}; {users}; "
+          f"code nodes from the browser: {'admins' if args.allow_code else 'off'}; "
+          f"audit: {audit.path})", file=sys.stderr, flush=True)
     try:
-        pn.serve(app.view, address=address, port=port, websocket_origin=origins,
+        pn.serve(page, address=address, port=port, websocket_origin=origins,
                  show=args.show, start=True, title="kvmrpa", **kwargs)
     finally:
+        configure(None)
         app.close()
     return 0

@@ -20,8 +20,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def one_line(item: object) -> str:
-    """A problem or warning as exactly one line (newlines in ids or values escaped)."""
-    return str(item).replace("\r", "\\r").replace("\n", "\\n")
+    """A problem or warning as exactly one line: redacted, control characters (newlines,
+    terminal escapes) escaped."""
+    from . import safe_text
+
+    return safe_text(item)
 
 
 def load_checked(path: str, strict: bool) -> tuple[object | None, list[str], list[str]]:
@@ -34,11 +37,11 @@ def load_checked(path: str, strict: bool) -> tuple[object | None, list[str], lis
     except FlowValidationError as exc:
         return None, [one_line(p) for p in exc.problems], []
     except FlowFormatError as exc:
-        return None, [f"flow: {' '.join(str(exc).split())}"], []
+        return None, [f"flow: {one_line(' '.join(str(exc).split()))}"], []
     except KvmrpaError as exc:
-        return None, [f"flow: {' '.join(str(exc).split())}"], []
+        return None, [f"flow: {one_line(' '.join(str(exc).split()))}"], []
     except Exception as exc:  # the contract: never a traceback
-        return None, [f"flow: internal error: {type(exc).__name__}: {exc}"], []
+        return None, [f"flow: internal error: {type(exc).__name__}: {one_line(exc)}"], []
     warnings = [one_line(w) for w in flow.import_warnings]
     if strict and warnings:
         return None, warnings, []
@@ -54,5 +57,6 @@ def run(args: argparse.Namespace) -> int:
             print(line)
         return 2
     assert flow is not None
-    print(f"ok: flow {flow.name!r}: {len(flow.nodes)} nodes, {len(flow.edges)} edges")  # type: ignore[attr-defined]
+    print(one_line(f"ok: flow {flow.name!r}: {len(flow.nodes)} nodes, "  # type: ignore[attr-defined]
+                   f"{len(flow.edges)} edges"))  # type: ignore[attr-defined]
     return 0

@@ -5,11 +5,14 @@ run records and the FlowManager.
   (native format or the original system's, auto-detected); ``validate``;
 * :class:`FlowRun` — one run (passes) on the runtime loop; :class:`RunResult`;
   :class:`NodeRecord` (per-node inputs / outputs of the last pass);
-* :class:`Debugger` — breakpoints, pause, step, resume, run-to, re-runs;
+* :class:`Debugger` — breakpoints, pause, step, resume, run-to, re-runs; it is an
+  :class:`ExecutionGate`, the public protocol through which a controller holds nodes;
+* :class:`NodeStatus` — a node's state (a ``str`` enum: ``status == "done"`` works);
 * events (:class:`Event` and subclasses) as async iterators and callbacks;
 * run records (:func:`list_runs`, :func:`read_run`);
-* :class:`FlowManager` — the thread-safe owner of active flows;
-* :func:`register_import_mapper` — how node modules map original-format node types.
+* :class:`FlowManager` — the thread-safe owner of active flows.
+
+Files in the original system's format are read through :mod:`kvmrpa.legacy`.
 """
 
 from __future__ import annotations
@@ -26,50 +29,62 @@ from ._events import (
     NodeFinished,
     NodeSkipped,
     NodeStarted,
+    NodeStatus,
+    NodeStopped,
     PassFinished,
     PassStarted,
     Paused,
     Resumed,
+    StopRequested,
     Subscription,
 )
 from ._executor import FlowRun, NodeRecord, RunResult
 from ._flow import SCHEMA_VERSION, Edge, Flow, FlowNode
-from ._import import Mapped, OriginalNode, register_import_mapper
+from ._hooks import ExecutionGate
 from ._manager import FlowManager
 from ._records import list_runs, read_run
+from ._sources import override_sources, source_nodes
 from ._validate import flow_schema
+
+#: The engine's debugger under the name the top-level package exports (the widget of
+#: the same purpose is :class:`kvmrpa.widgets.Debugger`).
+FlowDebugger = Debugger
 
 __all__ = [
     "SCHEMA_VERSION",
     "Debugger",
     "Edge",
     "Event",
+    "ExecutionGate",
     "Flow",
+    "FlowDebugger",
     "FlowFinished",
     "FlowManager",
     "FlowNode",
     "FlowRun",
     "FlowStarted",
     "Inputs",
-    "Mapped",
     "NodeContext",
     "NodeFailed",
     "NodeFinished",
     "NodeRecord",
     "NodeSkipped",
     "NodeStarted",
-    "OriginalNode",
+    "NodeStatus",
+    "NodeStopped",
     "PassFinished",
     "PassStarted",
     "Paused",
     "Resumed",
     "RunResult",
+    "StopRequested",
     "Subscription",
     "flow_schema",
     "list_runs",
     "load_flow",
+    "override_sources",
     "read_run",
-    "register_import_mapper",
+    "source_nodes",
 ]
 
 

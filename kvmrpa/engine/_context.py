@@ -199,7 +199,7 @@ class Resources:
 
     def _on_action(self, record: Any) -> None:
         ctx = CURRENT_NODE.get()
-        if ctx is None or ctx._run is not self._run:
+        if ctx is None or ctx.run is not self._run:
             return  # another flow's action on a shared driver
         data = record.as_dict() if hasattr(record, "as_dict") else dict(record)
         ctx.record_action(data)
@@ -251,6 +251,11 @@ class NodeContext:
         self._log: logging.LoggerAdapter[logging.Logger] | None = None
 
     @property
+    def run(self) -> FlowRun:
+        """The run this node belongs to."""
+        return self._run
+
+    @property
     def flow_name(self) -> str:
         return self._run.flow.name
 
@@ -267,7 +272,7 @@ class NodeContext:
     @property
     def state(self) -> dict[str, Any]:
         """A dict private to this node that persists across passes (counters, last seq)."""
-        return self._run._node_state.setdefault(self.node_id, {})
+        return self._run.node_state(self.node_id)
 
     @property
     def settings(self) -> Settings:
@@ -288,11 +293,11 @@ class NodeContext:
     @property
     def stopping(self) -> bool:
         """True once stop was requested (long loops inside a node should return)."""
-        return self._run._stop_requested
+        return self._run.stopping
 
     def finish_run(self) -> None:
         """End the run after the current pass (normally: status ``ok``, not ``stopped``)."""
-        self._run._finish_requested = True
+        self._run.finish_after_pass()
 
     async def source(self, url: str | None = None) -> Any:
         """The flow's video source (or ``url``), opened on first use and shared."""
@@ -300,7 +305,7 @@ class NodeContext:
         if not url:
             raise NodeError("the flow has no video source (set Flow.source or --source)",
                             node_id=self.node_id, flow=self.flow_name, field="source")
-        return await self._run._resources.source(url)
+        return await self._run.resources.source(url)
 
     async def input(self, url: str | None = None) -> Any:
         """The flow's input driver (or ``url``), opened on first use and shared."""
@@ -308,11 +313,11 @@ class NodeContext:
         if not url:
             raise NodeError("the flow has no input driver (set Flow.input or --input)",
                             node_id=self.node_id, flow=self.flow_name, field="input")
-        return await self._run._resources.driver(url)
+        return await self._run.resources.driver(url)
 
     def record_action(self, action: Mapping[str, Any]) -> None:
         """Add an entry to the run's audit trail (and its run record)."""
-        self._run._record_action(self.node_id, action)
+        self._run.record_action(self.node_id, action)
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         """From a blocking ``run`` (a worker thread): run ``coro`` on the runtime loop.
@@ -331,18 +336,13 @@ class NodeContext:
             return await coro
 
         future = runtime.submit(_with_ctx())
-        calls = self._run._calls
-        calls.add(future)
-        try:
-            if self._run._stop_requested and not self._run.done:  # (not a debugger re-run)
+        with self._run.tracking_call(future):  # cancelled if the run stops
+            try:
+                return future.result(timeout)
+            except concurrent.futures.TimeoutError:
                 future.cancel()
-            return future.result(timeout)
-        except concurrent.futures.TimeoutError:
-            future.cancel()
-            raise TimeoutError(f"flow {self.flow_name!r}: node {self.node_id}: ctx.call() did "
-                               f"not finish within {timeout:g} s") from None
-        finally:
-            calls.discard(future)
+                raise TimeoutError(f"flow {self.flow_name!r}: node {self.node_id}: ctx.call() "
+                                   f"did not finish within {timeout:g} s") from None
 
     def __repr__(self) -> str:
         return f"NodeContext(flow={self.flow_name!r}, node={self.node_id!r})"

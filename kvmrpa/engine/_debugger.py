@@ -1,10 +1,12 @@
-"""Step-through debugging, as hooks on the executor (no second code path).
+"""Step-through debugging, as an execution gate on the executor (no second code path).
 
-The executor asks the attached :class:`Debugger` one question, at the moment a node
-becomes ready: *hold it?* Everything else follows from that:
+:class:`Debugger` implements :class:`~kvmrpa.engine.ExecutionGate`: the run asks it one
+question, at the moment a node becomes ready: *hold it?* Everything else follows from
+that, through the run's public gate API (:mod:`._hooks`):
 
 * **breakpoints**: a node with a breakpoint is held (the run pauses before it starts);
-* **pause**: every node that becomes ready is held; nodes in flight finish;
+* **pause**: every node that becomes ready is held; nodes in flight finish, and send no
+  input while paused (their input waits at the run's input gate);
 * **step**: start exactly one held (or the next ready) node, then stay paused;
 * **resume** (continue): start the held nodes and go on; **run_to**: resume until a node
   is about to start; **stop**: stop the run.
@@ -21,16 +23,14 @@ is quiet again — paused with nothing in flight, or ended) and an async form
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from .._errors import FlowStateError, FlowValidationError, NodeError, Problem
+from .._errors import FlowStateError, FlowValidationError, Problem
 from .._runtime import get_runtime
-from ._events import Paused, Resumed
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._executor import FlowRun, NodeRecord, RunResult, _Pass
+    from ._executor import FlowRun, NodeRecord, RunResult
 
 __all__ = ["Debugger"]
 
@@ -51,36 +51,37 @@ class Debugger:
         self._skip: set[str] = set()
         #: The node the run paused before (breakpoint / run_to), if any.
         self.paused_at: str | None = None
-        run._gate = self
+        run.attach_gate(self)
 
-    # -- the hook ------------------------------------------------------------------------
-    def _hold(self, p: _Pass, nid: str) -> bool:
-        if nid in self._skip:
-            self._skip.discard(nid)
+    @property
+    def run(self) -> FlowRun:
+        return self._run
+
+    # -- the ExecutionGate hook ------------------------------------------------------------
+    def hold(self, node_id: str) -> bool:
+        """Whether ``node_id``, just ready, waits (a breakpoint, a pause, a run-to)."""
+        if node_id in self._skip:
+            self._skip.discard(node_id)
             return False
         if self._step_budget > 0:
             self._step_budget -= 1
-            self._stepped = nid
+            self._stepped = node_id
+            self._run.allow_input(node_id)
             return False
         if self._paused:
             return True
-        if nid in self.breakpoints or nid == self._run_to:
-            reason = "run_to" if nid == self._run_to else "breakpoint"
-            if nid == self._run_to:
+        if node_id in self.breakpoints or node_id == self._run_to:
+            reason = "run_to" if node_id == self._run_to else "breakpoint"
+            if node_id == self._run_to:
                 self._run_to = None
-            self._set_paused(nid, reason)
+            self._set_paused(node_id, reason)
             return True
         return False
 
     def _set_paused(self, nid: str | None, reason: str) -> None:
         self._paused = True
         self.paused_at = nid
-        run = self._run
-        if not run.done and run._started:
-            run.status = "paused"
-        if run._bus.active:
-            run._emit(Paused, node=nid, reason=reason)
-        run._notify()
+        self._run.set_paused(nid, reason)
 
     # -- state ---------------------------------------------------------------------------
     @property
@@ -90,17 +91,13 @@ class Debugger:
     @property
     def held(self) -> list[str]:
         """Nodes ready to start but held by the debugger."""
-        p = self._run._pass
-        return list(p.held) if p is not None else []
+        return self._run.held
 
     def _quiet(self) -> bool:
         run = self._run
-        if run._done.done() and run._pass is None:
+        if run.settled:
             return True
-        if not self._paused:
-            return False
-        p = run._pass
-        return p is None or not p.tasks
+        return self._paused and not run.in_flight()
 
     def _check_id(self, nid: str) -> None:
         if nid not in self._run.flow.nodes:
@@ -121,12 +118,12 @@ class Debugger:
     def clear_breakpoints(self) -> None:
         self.breakpoints.clear()
 
-    # -- commands (async) ----------------------------------------------------------------
+    # -- commands (async, on the runtime loop) -------------------------------------------
     async def _pause(self, wait: bool) -> None:
         if not self._paused:
             self._set_paused(None, "pause")
         if wait:
-            await self._run._until(self._quiet)
+            await self._run.wait_until(self._quiet)
 
     async def _resume(self) -> None:
         run = self._run
@@ -134,39 +131,30 @@ class Debugger:
         self._paused = False
         self.paused_at = None
         self._step_budget = 0
-        if not run.done and run._started:
-            run.status = "running"
-        if run._bus.active:
-            run._emit(Resumed)
-        p = run._pass
-        if p is not None and p.held:
-            held = list(p.held)
-            p.held.clear()
-            if was_at in held:
-                held.remove(was_at)
-                held.insert(0, was_at)
-                self._skip.add(was_at)
-            for nid in held:
-                run.nodes[nid].status = "pending"
-                run._ready(p, nid)
-        run._notify()
+        run.set_resumed()
+        order: list[str] = []
+        if was_at is not None and was_at in run.held:
+            order.append(was_at)
+            self._skip.add(was_at)  # it already stopped here once: let it through
+        run.offer_held(order)
 
     async def _step(self) -> str | None:
         run = self._run
         self._paused = True
-        if not run.done and run._started:
+        if not run.done and run.started:
             run.status = "paused"
-        p = run._pass
+        held = run.held
         self._stepped = None
-        if p is not None and p.held:
-            nid = p.held[0]
+        if held:
+            nid = held[0]
             self._stepped = nid
-            run._release(p, [nid])
+            run.allow_input(nid)
+            run.start_held([nid])
         else:
             self._step_budget = 1
-        await run._until(lambda: self._quiet() and (self._stepped is None or run.nodes[
-            self._stepped].status not in ("running", "held") or run._pass is None) and (
-            self._step_budget == 0 or run._done.done()))
+        await run.wait_until(lambda: self._quiet() and (self._stepped is None or run.nodes[
+            self._stepped].status not in ("running", "held") or run.current_pass is None) and (
+            self._step_budget == 0 or run.done))
         self._step_budget = 0
         return self._stepped
 
@@ -175,15 +163,16 @@ class Debugger:
         self._run_to = node_id
         await self._resume()
         if wait:
-            await self._run._until(self._quiet)
+            await self._run.wait_until(self._quiet)
 
     # -- public sync / async facade --------------------------------------------------------
     def pause(self, wait: bool = True, timeout: float | None = 30.0) -> None:
-        """No new node starts; with ``wait``, return once in-flight nodes finished."""
+        """No new node starts and no input is sent; with ``wait``, return once in-flight
+        nodes finished (or wait at the input gate)."""
         self._sync(self._pause(wait), timeout)
 
     async def apause(self, wait: bool = True) -> None:
-        await self._run._on_loop(self._pause(wait))
+        await self._run.on_loop(self._pause(wait))
 
     def resume(self) -> None:
         """Continue: start the held nodes and go on (breakpoints still apply)."""
@@ -192,28 +181,28 @@ class Debugger:
     continue_ = resume
 
     async def aresume(self) -> None:
-        await self._run._on_loop(self._resume())
+        await self._run.on_loop(self._resume())
 
     def step(self, timeout: float | None = 30.0) -> str | None:
         """Start exactly one ready node, wait for it, stay paused; returns its id."""
         return self._sync(self._step(), timeout)
 
     async def astep(self) -> str | None:
-        return await self._run._on_loop(self._step())
+        return await self._run.on_loop(self._step())
 
     def run_to(self, node_id: str, wait: bool = True, timeout: float | None = 30.0) -> None:
         """Resume until ``node_id`` is about to start (or the run ends)."""
         self._sync(self._run_to_node(node_id, wait), timeout)
 
     async def arun_to(self, node_id: str, wait: bool = True) -> None:
-        await self._run._on_loop(self._run_to_node(node_id, wait))
+        await self._run.on_loop(self._run_to_node(node_id, wait))
 
     def wait_paused(self, timeout: float | None = 30.0) -> None:
         """Block until the run is paused with nothing in flight, or has ended."""
-        self._sync(self._run._until(self._quiet), timeout)
+        self._sync(self._run.wait_until(self._quiet), timeout)
 
     async def await_paused(self) -> None:
-        await self._run._on_loop(self._run._until(self._quiet))
+        await self._run.on_loop(self._run.wait_until(self._quiet))
 
     def stop(self, timeout: float | None = 5.0) -> RunResult | None:
         return self._run.stop(timeout)
@@ -246,89 +235,36 @@ class Debugger:
                     problems.append(Problem(node_id, name, f"invalid value {value!r}: {exc}"))
         # a node's check may load a model or a template: in the pool, not on the loop
         problems.extend(Problem(node_id, f, m) for f, m in await get_runtime().to_thread(node.check))
-        self._run._graph.refresh(self._run.flow, node_id)
+        self._run.refresh_node(node_id)
         if problems:
             raise FlowValidationError(problems, flow=self._run.flow.name)
 
     async def _rerun_node(self, node_id: str, params: dict[str, Any]) -> NodeRecord:
-        import time
-
-        run = self._run
         self._check_id(node_id)
-        rec = run.nodes[node_id]
-
-        def idle() -> Any:
-            p = run._pass
-            if rec.status in ("running", "held") or (p is not None and node_id in p.tasks):
-                raise FlowStateError(f"node {node_id} is {rec.status}; pause until it is idle",
-                                     flow=run.flow.name)
-            if rec.inputs is None:
-                raise FlowStateError(f"node {node_id} has no cached inputs (it did not run in "
-                                     "the last pass)", flow=run.flow.name)
-            return p
-
-        idle()
+        self._run.check_idle_for(node_id)
         await self._apply_params(node_id, params)
-        p = idle()  # again: the run may have moved on while the node was checked
-        t0 = time.perf_counter()
-        rec.status = "running"
-        rec.runs += 1
-        try:
-            output, error = await run._invoke(node_id, rec.inputs, run.passes)
-        except asyncio.CancelledError:  # a timeout of rerun_node(): the node is idle again
-            rec.status, rec.output = "failed", None
-            rec.error = NodeError("cancelled: the re-run was cancelled", node_id=node_id,
-                                  flow=run.flow.name)
-            rec.finished = (rec.started or 0.0) + time.perf_counter() - t0
-            run._notify()
-            raise
-        finally:
-            if run._main is not None and run._main.done():
-                await asyncio.shield(run._resources.release_all())
-        rec.finished = (rec.started or 0.0) + time.perf_counter() - t0
-        if error is None:
-            rec.status, rec.output, rec.error = "done", output, None
-            rec.branch = output.get("branch") if output else None
-        else:
-            rec.status, rec.output, rec.error = "failed", None, error
-        if p is not None and error is None:
-            p.outputs[node_id] = output
-        run._notify()
-        return rec
+        # checked again by the run: it may have moved on while the node was checked
+        return await self._run.run_node_again(node_id)
 
     def rerun_node(self, node_id: str, timeout: float | None = 60.0, **params: Any) -> NodeRecord:
         """Set ``params`` on the node and run only it, on its cached inputs."""
         return self._sync(self._rerun_node(node_id, params), timeout)
 
     async def arerun_node(self, node_id: str, **params: Any) -> NodeRecord:
-        return await self._run._on_loop(self._rerun_node(node_id, params))
+        return await self._run.on_loop(self._rerun_node(node_id, params))
 
     async def _rerun_from(self, node_id: str, params: dict[str, Any]) -> RunResult:
         run = self._run
         self._check_id(node_id)
-        if run._main is None or not run._main.done() or run._pass is not None:
+        if not run.settled:
             raise FlowStateError("re-run from a node needs the run to be stopped or finished; "
                                  "use rerun_node() while it is paused", flow=run.flow.name)
         await self._apply_params(node_id, params)
-        again = run._graph.descendants(node_id)
-        reuse = {nid: rec for nid, rec in run.nodes.items()
-                 if nid not in again and rec.status in ("done", "failed", "skipped")}
-        run._stop_requested = False
-        run._bus.reopen()
-        run.status = "running"
-        try:
-            await run._run_pass(reuse)
-        finally:
-            await run._resources.release_all()
-            run.status = "stopped" if run._stop_requested else (
-                "failed" if run._pass_failed else "ok")
-            run._bus.close()  # subscribers of the re-run reach their end, as after a run
-            run._notify()
-        return run._result()
+        return await run.run_again_from(node_id)
 
     def rerun_from(self, node_id: str, timeout: float | None = 60.0, **params: Any) -> RunResult:
         """Run ``node_id`` and everything downstream again; upstream outcomes are reused."""
         return self._sync(self._rerun_from(node_id, params), timeout)
 
     async def arerun_from(self, node_id: str, **params: Any) -> RunResult:
-        return await self._run._on_loop(self._rerun_from(node_id, params))
+        return await self._run.on_loop(self._rerun_from(node_id, params))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import inspect
 import logging
 import threading
@@ -29,14 +30,37 @@ __all__ = [
     "NodeFinished",
     "NodeSkipped",
     "NodeStarted",
+    "NodeStatus",
+    "NodeStopped",
     "PassFinished",
     "PassStarted",
     "Paused",
     "Resumed",
+    "StopRequested",
     "Subscription",
 ]
 
 log = logging.getLogger("kvmrpa.engine")
+
+
+class NodeStatus(enum.StrEnum):
+    """The state of one node in a pass; a ``str`` enum, so ``status == "done"`` works.
+
+    ``held`` is what :attr:`FlowRun.nodes` says of a node that is ready but held by the
+    debugger (results and records report it as ``pending``; views draw it as
+    ``paused``). ``stopped``: the node was running when the run was stopped (its action
+    was cut), distinct from ``failed`` (raised, timed out, or cancelled because another
+    node failed).
+    """
+
+    PENDING = "pending"
+    HELD = "held"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    PAUSED = "paused"
+    STOPPED = "stopped"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -63,12 +87,14 @@ class FlowStarted(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FlowFinished(Event):
-    """The run ended: ``status`` is ``ok``, ``failed`` or ``stopped``."""
+    """The run ended: ``status`` is ``ok``, ``failed`` or ``stopped``; ``outcome`` is the
+    last pass's."""
 
     kind: ClassVar[str] = "flow_finished"
     status: str
     passes: int
     error: str | None
+    outcome: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -79,11 +105,15 @@ class PassStarted(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PassFinished(Event):
+    """A pass ended; ``outcome`` says in a few words what it did (``ok · 2 actions``,
+    ``ok · nothing done (trigger → false; 3 skipped)``)."""
+
     kind: ClassVar[str] = "pass_finished"
     pass_index: int
     status: str
     duration: float
     error: str | None
+    outcome: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -127,6 +157,27 @@ class NodeSkipped(Event):
     node: str
     type: str
     pass_index: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeStopped(Event):
+    """A node was running when the run was stopped; it was cancelled (status
+    ``stopped``). A blocking node's thread may still be running: its result is dropped."""
+
+    kind: ClassVar[str] = "node_stopped"
+    node: str
+    type: str
+    pass_index: int
+    duration: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StopRequested(Event):
+    """Stop was requested (``reason``: stop, duration, removed …): from this moment the
+    run sends no input; nodes in flight are being cut."""
+
+    kind: ClassVar[str] = "stop_requested"
+    reason: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,6 +1,12 @@
 """The concurrent DAG executor: :class:`FlowRun` runs passes of a flow on the runtime loop.
 
-Semantics of one pass (DESIGN "Flows and their execution"):
+The executor is in parts: :mod:`._scheduler` decides which nodes are ready, resolved and
+skipped (pure, synchronous), :mod:`._invoke` runs one node (timeout, retry,
+cancellation), :mod:`._recording` writes the run record and words each pass's outcome,
+and :mod:`._hooks` is the execution-gate protocol a debugger implements. This module
+joins them: tasks, stop, loop mode, events and results.
+
+Semantics of one pass:
 
 * a node is **ready** when every incoming edge is resolved; it starts at once, so every
   ready node runs concurrently (a blocking ``run`` goes to the runtime's thread pool);
@@ -12,22 +18,25 @@ Semantics of one pass (DESIGN "Flows and their execution"):
 * a failure fails the pass fast (running siblings cancelled), unless the node's
   ``on_error`` is ``continue`` (its unlabelled edges go on, without output) or an
   ``error`` edge handles it; ``timeout`` and ``retries`` apply per node;
-* :meth:`FlowRun.stop` cancels in-flight work at once and releases sources and drivers
-  (a source still opening when the stop comes is released as soon as it lands). A
-  *blocking* ``run`` cannot be interrupted inside its thread: on stop or timeout its
-  result is discarded when it returns, and its pool thread is busy until then.
+* :meth:`FlowRun.stop` first closes the run's :class:`~kvmrpa.kvm.InputGate` (from
+  that moment no input primitive of the run reaches a target, and an action cut midway
+  releases what it pressed), then cancels in-flight work and releases sources and
+  drivers (a source still opening when the stop comes is released as soon as it lands).
+  A *blocking* ``run`` cannot be interrupted inside its thread: on stop or timeout its
+  result is discarded when it returns, and its pool thread is busy until then (its
+  input still goes through the closed gate: nothing is sent; the runtime tracks it as
+  abandoned, see :meth:`FlowRun.stuck_nodes`). While the run is paused the gate holds
+  every primitive back.
 
-A node's status in the last pass is ``pending`` (not started), ``held`` (ready but held
-by the debugger; ``pending`` in results), ``running``, ``done``, ``failed`` (raised,
-timed out, or cancelled by fail-fast / stop: ``NodeRecord.error`` says which) or
-``skipped``.
+A node's status in the last pass is a :class:`~kvmrpa.engine.NodeStatus`: ``pending``
+(not started), ``held`` (ready but held by the debugger; ``pending`` in results),
+``running``, ``done``, ``failed`` (raised, timed out, or cancelled because another node
+failed: ``NodeRecord.error`` says which), ``stopped`` (running when the run was
+stopped) or ``skipped``.
 
 Loop mode (``passes=0`` or ``passes>1``) repeats passes, ``interval`` seconds apart
 (start to start), until stopped or a node calls ``ctx.finish_run()``; variables and each
 node's ``ctx.state`` persist; a failed pass does not end the run unless ``stop_on_error``.
-
-Debugging hooks (:mod:`._debugger`) act at one point, the moment a node becomes ready
-(``_gate``); with no debugger attached the check is a single ``is None``.
 
 All scheduling state lives on the runtime loop; the public methods are thread-safe
 (sync forms block on the loop, async forms work from any loop).
@@ -39,47 +48,55 @@ import asyncio
 import collections
 import concurrent.futures
 import contextlib
-import contextvars
 import copy
 import logging
 import secrets
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from .._errors import FlowStateError, NodeError, NodeTimeoutError
+from .._errors import FlowStateError, NodeError
 from .._runtime import get_runtime
 from .._settings import get_settings
 from .._urls import redact_url
-from ..nodes import Node
-from ._context import CURRENT_NODE, Inputs, NodeContext, Resources
+from ..kvm import InputGate
+from ._context import Inputs, Resources
 from ._events import (
     Event,
     EventBus,
     FlowFinished,
     FlowStarted,
-    NodeFailed,
-    NodeFinished,
     NodeSkipped,
-    NodeStarted,
+    NodeStatus,
+    NodeStopped,
     PassFinished,
     PassStarted,
+    Paused,
+    Resumed,
+    StopRequested,
     Subscription,
-    summarize,
 )
 from ._flow import Flow
-from ._records import RunRecord, get_run_store
+from ._hooks import ExecutionGate
+from ._invoke import NodeInvoker
+from ._recording import RunRecorder, pass_outcome
+from ._scheduler import Graph, Scheduler
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._debugger import Debugger
 
-__all__ = ["FlowRun", "NodeRecord", "RunResult"]
+__all__ = ["FlowRun", "NodeRecord", "RunResult", "pass_outcome"]
 
+T = TypeVar("T")
 log = logging.getLogger("kvmrpa.engine")
 
-PENDING, HELD, RUNNING, DONE, FAILED, SKIPPED = (
-    "pending", "held", "running", "done", "failed", "skipped")
+PENDING, HELD, RUNNING, DONE, FAILED, SKIPPED, STOPPED = (
+    NodeStatus.PENDING, NodeStatus.HELD, NodeStatus.RUNNING, NodeStatus.DONE,
+    NodeStatus.FAILED, NodeStatus.SKIPPED, NodeStatus.STOPPED)
+
+#: Kept for code that imported the compiled graph under its former name.
+_Graph = Graph
 
 
 @dataclass(slots=True)
@@ -88,7 +105,7 @@ class NodeRecord:
 
     id: str
     type: str
-    status: str = PENDING
+    status: NodeStatus = PENDING
     runs: int = 0
     attempts: int = 0
     started: float | None = None
@@ -105,7 +122,8 @@ class NodeRecord:
         return self.finished - self.started
 
     def as_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "status": self.status if self.status != HELD else PENDING,
+        return {"type": self.type,
+                "status": str(self.status if self.status != HELD else PENDING),
                 "runs": self.runs,
                 "started_s": None if self.started is None else round(self.started, 6),
                 "finished_s": None if self.finished is None else round(self.finished, 6)}
@@ -126,6 +144,8 @@ class RunResult:
     run_id: str = ""
     record: str | None = None
     duration: float = 0.0
+    #: What the last pass did, in a few words (``ok · 2 actions``).
+    outcome: str = ""
 
     @property
     def ok(self) -> bool:
@@ -134,71 +154,26 @@ class RunResult:
     def as_dict(self) -> dict[str, Any]:
         return {"flow": self.flow, "status": self.status, "passes": self.passes,
                 "error": self.error, "nodes": self.nodes, "variables": self.variables,
-                "actions": self.actions, "source": self.source}
-
-
-class _Graph:
-    """The structure of a flow, compiled once per run."""
-
-    __slots__ = ("blocking", "indeg", "order", "out", "policy", "preds", "types")
-
-    def __init__(self, flow: Flow) -> None:
-        self.order: list[str] = list(flow.nodes)
-        self.types = {nid: fn.type for nid, fn in flow.nodes.items()}
-        self.blocking = {nid: fn.node.is_blocking() for nid, fn in flow.nodes.items()}
-        #: (attempts, timeout, retry_delay, continue_on_error, has_env_refs) per node,
-        #: read once: param attribute access is too slow for the hot path.
-        self.policy: dict[str, tuple[int, float, float, bool, bool]] = {}
-        for nid in self.order:
-            self.refresh(flow, nid)
-        self.preds: dict[str, list[str]] = {nid: [] for nid in self.order}
-        self.out: dict[str, list[tuple[str, str | None]]] = {nid: [] for nid in self.order}
-        self.indeg: dict[str, int] = dict.fromkeys(self.order, 0)
-        for e in flow.edges:
-            self.out[e.source].append((e.target, e.branch))
-            self.indeg[e.target] += 1
-            if e.source not in self.preds[e.target]:
-                self.preds[e.target].append(e.source)
-
-    def refresh(self, flow: Flow, nid: str) -> None:
-        """Re-read a node's execution policy (after its parameters changed)."""
-        node = flow.nodes[nid].node
-        self.policy[nid] = (node.retries + 1, float(node.timeout), float(node.retry_delay),
-                            node.on_error == "continue", bool(node.env_refs()))
-
-    def descendants(self, start: str) -> set[str]:
-        seen = {start}
-        stack = [start]
-        while stack:
-            for target, _b in self.out[stack.pop()]:
-                if target not in seen:
-                    seen.add(target)
-                    stack.append(target)
-        return seen
+                "actions": self.actions, "source": self.source, "outcome": self.outcome}
 
 
 class _Pass:
-    """Scheduling state of one pass."""
+    """The asynchronous side of one pass: its scheduler, node tasks, held nodes."""
 
-    __slots__ = ("done", "error", "error_in", "held", "index", "live", "outputs",
-                 "outstanding", "remaining", "t0", "tasks")
+    __slots__ = ("actions", "done", "held", "index", "sched", "t0", "tasks")
 
-    def __init__(self, graph: _Graph, index: int, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, graph: Graph, index: int, loop: asyncio.AbstractEventLoop) -> None:
         self.index = index
-        self.remaining = dict(graph.indeg)
-        self.live = dict.fromkeys(graph.order, 0)
-        self.error_in: dict[str, BaseException] = {}
-        self.outputs: dict[str, dict[str, Any] | None] = {}
-        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.sched = Scheduler(graph)
+        self.tasks: dict[str, asyncio.Task[Any]] = {}
         self.held: list[str] = []
-        self.outstanding = len(graph.order)
-        self.error: NodeError | None = None
+        self.actions = 0
         self.done: asyncio.Future[None] = loop.create_future()
         self.t0 = time.perf_counter()
 
-
-def _run_blocking(ctx_vars: contextvars.Context, fn: Callable[..., Any], *args: Any) -> Any:
-    return ctx_vars.run(fn, *args)
+    @property
+    def error(self) -> NodeError | None:
+        return self.sched.error  # type: ignore[return-value]
 
 
 class FlowRun:
@@ -229,7 +204,7 @@ class FlowRun:
         self.source_url = source or flow.source
         self.input_url = input or flow.input
         self.stop_on_error = stop_on_error
-        self.variables: dict[str, Any] = copy.deepcopy(flow.variables)
+        self.variables: dict[str, Any] = _resolve_variables(flow)
         if variables:
             self.variables.update(variables)
         self.status = "created"
@@ -239,18 +214,22 @@ class FlowRun:
         self.errors: collections.deque[str] = collections.deque(maxlen=100)
         self.actions: collections.deque[dict[str, Any]] = collections.deque(maxlen=10_000)
         self.last_pass_duration: float | None = None
-        self._graph = _Graph(flow)
+        #: What the last pass did, in a few words (see :func:`pass_outcome`).
+        self.outcome = ""
+        #: The flow's structure, compiled for this run.
+        self.graph = Graph(flow)
         self.nodes: dict[str, NodeRecord] = {
-            nid: NodeRecord(nid, t) for nid, t in self._graph.types.items()}
+            nid: NodeRecord(nid, t) for nid, t in self.graph.types.items()}
         self.history: collections.deque[dict[str, NodeRecord]] = collections.deque(
             maxlen=max(0, settings.keep_passes - 1))
         self._node_state: dict[str, dict[str, Any]] = {}
         self._bus = EventBus(settings.event_buffer)
         self._record_wanted = record
-        self._record: RunRecord | None = None
+        self._recorder = RunRecorder(self._t)
         self._resources = Resources(self)
+        self._invoker = NodeInvoker(self)
         self._pass: _Pass | None = None
-        self._gate: Debugger | None = None
+        self._gate: ExecutionGate | None = None
         self._stop_requested = False
         self._finish_requested = False
         self._source_info: dict[str, Any] = {}
@@ -268,6 +247,8 @@ class FlowRun:
         self._grace = settings.stop_grace
         #: Coroutines blocking nodes are waiting on through ``ctx.call`` (cancelled on stop).
         self._calls: set[concurrent.futures.Future[Any]] = set()
+        #: What lets this run's input reach a target (closed for good by a stop).
+        self.input_gate = InputGate(on_change=self._gate_changed)
         if debug or breakpoints:
             from ._debugger import Debugger
 
@@ -284,13 +265,39 @@ class FlowRun:
         return self._done.done()
 
     @property
+    def started(self) -> bool:
+        """True once :meth:`start` was called."""
+        return self._started
+
+    @property
+    def settled(self) -> bool:
+        """True once the run has ended and no debugger re-run pass is running."""
+        return self._done.done() and self._pass is None
+
+    @property
+    def current_pass(self) -> int | None:
+        """The index of the pass running now (None between passes and after the end)."""
+        p = self._pass
+        return p.index if p is not None else None
+
+    @property
+    def stopping(self) -> bool:
+        """True once stop was requested."""
+        return self._stop_requested or self.input_gate.stopped
+
+    @property
     def debugger(self) -> Debugger:
         """The debugger of this run (attached on first access)."""
-        if self._gate is None:
-            from ._debugger import Debugger
+        from ._debugger import Debugger
 
+        if not isinstance(self._gate, Debugger):
             Debugger(self)
-        assert self._gate is not None
+        assert isinstance(self._gate, Debugger)
+        return self._gate
+
+    @property
+    def gate(self) -> ExecutionGate | None:
+        """The execution gate attached to this run (a :class:`Debugger`), if any."""
         return self._gate
 
     @property
@@ -311,7 +318,17 @@ class FlowRun:
 
     @property
     def record_path(self) -> str | None:
-        return str(self._record.path) if self._record else None
+        return self._recorder.path
+
+    @property
+    def stop_requested_at(self) -> float | None:
+        """``time.monotonic()`` when stop was requested (the input gate closed)."""
+        return self.input_gate.stopped_at
+
+    def stuck_nodes(self) -> list[str]:
+        """Blocking nodes of this run abandoned on timeout or stop whose threads still
+        run (``node ID of flow 'NAME'``)."""
+        return get_runtime().abandoned(owner=self)
 
     def start(self) -> FlowRun:
         """Start in the background (thread-safe, returns at once)."""
@@ -324,7 +341,7 @@ class FlowRun:
 
     async def astart(self) -> FlowRun:
         """Async form of :meth:`start`, from any loop."""
-        await self._on_loop(self._abegin())
+        await self.on_loop(self._abegin())
         return self
 
     async def _abegin(self) -> None:
@@ -354,12 +371,28 @@ class FlowRun:
         """Wait for the end of the run (from any event loop)."""
         return await asyncio.wrap_future(self._done)
 
+    def request_stop(self, reason: str = "stop") -> None:
+        """Stop without waiting (thread-safe): the input gate closes before this returns
+        (no further input primitive of this run reaches a target), the rest of the stop
+        (cancelling nodes, releasing held keys and resources) follows on the loop."""
+        if self._done.done() and self._pass is None:
+            return
+        self.input_gate.stop(reason)
+        runtime = get_runtime()
+        if runtime.in_loop_thread():
+            self._request_stop(reason)
+        else:
+            runtime.call_soon(self._request_stop, reason)
+
     def stop(self, timeout: float | None = 5.0) -> RunResult | None:
-        """Stop now (cancel in-flight nodes, release resources); wait for the end."""
+        """Stop now (no further input, cancel in-flight nodes, release what they held and
+        the resources); wait for the end. From the runtime loop it returns ``None`` at
+        once (the gate is closed already)."""
         if not self._started:
+            self.input_gate.stop("stop")
             self._finish_unstarted()
             return self._done.result()
-        get_runtime().call_soon(self._request_stop, "stop")
+        self.request_stop("stop")
         if get_runtime().in_loop_thread():
             return None
         return self.result(timeout)
@@ -367,9 +400,10 @@ class FlowRun:
     async def astop(self) -> RunResult:
         """Async form of :meth:`stop`."""
         if not self._started:
+            self.input_gate.stop("stop")
             self._finish_unstarted()
         else:
-            get_runtime().call_soon(self._request_stop, "stop")
+            self.request_stop("stop")
         return await self.aresult()
 
     def _finish_unstarted(self) -> None:
@@ -387,8 +421,133 @@ class FlowRun:
         unsubscribe function."""
         return self._bus.on_event(callback, get_runtime().loop)
 
-    # -- internals: loop helpers ---------------------------------------------------------
-    async def _on_loop(self, coro: Any) -> Any:
+    @property
+    def listened(self) -> bool:
+        """Whether anyone receives this run's events (else none is built)."""
+        return self._bus.active
+
+    def emit(self, cls: type[Event], **fields: Any) -> None:
+        """Publish an event of this run (on the runtime loop)."""
+        self._bus.publish(cls(flow=self.flow.name, run_id=self.run_id, t=self._t(),
+                              wall=time.time(), **fields))
+
+    _emit = emit
+
+    # -- public: node services (used by NodeContext) --------------------------------------
+    def node_state(self, node_id: str) -> dict[str, Any]:
+        """The dict private to ``node_id`` that persists across passes."""
+        return self._node_state.setdefault(node_id, {})
+
+    def finish_after_pass(self) -> None:
+        """End the run after the current pass (status ``ok``, not ``stopped``)."""
+        self._finish_requested = True
+
+    @property
+    def resources(self) -> Resources:
+        """The sources and drivers this run opened (released when it ends)."""
+        return self._resources
+
+    def record_action(self, node_id: str, action: Mapping[str, Any]) -> None:
+        """Add an entry to the audit trail (and the run record)."""
+        data = {"node": node_id, **action}
+        if data.get("ok", True) and not data.get("cut"):
+            p = self._pass
+            if p is not None:
+                p.actions += 1
+        self.actions.append(data)
+        self._recorder.action(data)
+
+    _record_action = record_action
+
+    @contextlib.contextmanager
+    def tracking_call(self, future: concurrent.futures.Future[Any]) -> Any:
+        """While inside, ``future`` (a coroutine a blocking node waits on) is cancelled
+        if the run stops; cancelled at once when the run is stopping already."""
+        self._calls.add(future)
+        try:
+            if self._stop_requested and not self.done:  # (not a debugger re-run)
+                future.cancel()
+            yield future
+        finally:
+            self._calls.discard(future)
+
+    # -- public: the execution-gate API (see ._hooks) -------------------------------------
+    def attach_gate(self, gate: ExecutionGate) -> None:
+        """Attach ``gate`` (asked :meth:`ExecutionGate.hold` as each node becomes ready)."""
+        self._gate = gate
+
+    @property
+    def held(self) -> list[str]:
+        """Nodes of the current pass ready to start but held by the gate."""
+        p = self._pass
+        return list(p.held) if p is not None else []
+
+    def offer_held(self, order: Iterable[str] | None = None) -> None:
+        """Ask the gate again about every held node (in ``order`` first, then the rest);
+        those it does not hold start now."""
+        p = self._pass
+        if p is None or not p.held:
+            self.notify()
+            return
+        held = list(p.held)
+        if order is not None:
+            first = [n for n in order if n in held]
+            held = first + [n for n in held if n not in first]
+        p.held.clear()
+        for nid in held:
+            self.nodes[nid].status = PENDING
+            self._ready(p, nid)
+        self.notify()
+
+    def start_held(self, node_ids: Iterable[str]) -> None:
+        """Start the given held nodes now, without asking the gate."""
+        p = self._pass
+        if p is not None:
+            for nid in node_ids:
+                if nid in p.held:
+                    p.held.remove(nid)
+                    self._launch(p, nid)
+        self.notify()
+
+    _release = start_held
+
+    def in_flight(self) -> list[str]:
+        """Nodes running now, except those waiting at the paused input gate."""
+        p = self._pass
+        if p is None:
+            return []
+        parked = self.input_gate.parked
+        return [nid for nid in p.tasks if nid not in parked]
+
+    def set_paused(self, node_id: str | None, reason: str) -> None:
+        """The gate paused the run (before ``node_id``, or between nodes): no input is
+        sent from now on, the status is ``paused``, a ``paused`` event goes out."""
+        self.input_gate.pause()
+        if not self.done and self._started:
+            self.status = "paused"
+        if self._bus.active:
+            self.emit(Paused, node=node_id, reason=reason)
+        self.notify()
+
+    def set_resumed(self) -> None:
+        """The gate resumed the run: input flows again, status ``running``."""
+        self.input_gate.resume()
+        if not self.done and self._started:
+            self.status = "running"
+        if self._bus.active:
+            self.emit(Resumed)
+        self.notify()
+
+    def allow_input(self, node_id: str) -> None:
+        """Let ``node_id`` send input while the run is paused (a step, a re-run)."""
+        self.input_gate.allow(node_id)
+
+    def refresh_node(self, node_id: str) -> None:
+        """Re-read ``node_id``'s execution policy after its parameters changed."""
+        self.graph.refresh(self.flow, node_id)
+
+    async def on_loop(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Await ``coro`` on the runtime loop, from any loop."""
         runtime = get_runtime()
         try:
             running = asyncio.get_running_loop()
@@ -398,35 +557,117 @@ class FlowRun:
             return await coro
         return await asyncio.wrap_future(runtime.submit(coro))
 
-    def _notify(self) -> None:
+    _on_loop = on_loop
+
+    def notify(self) -> None:
+        """Wake :meth:`wait_until` waiters to check their predicate again."""
         if self._waiters:
             waiters, self._waiters = self._waiters, []
             for fut in waiters:
                 if not fut.done():
                     fut.set_result(None)
 
-    async def _until(self, predicate: Callable[[], bool]) -> None:
+    _notify = notify
+
+    async def wait_until(self, predicate: Callable[[], bool]) -> None:
+        """Wait (on the runtime loop) until ``predicate()`` holds; it is checked whenever
+        the run's state changes."""
         while not predicate():
             fut = asyncio.get_running_loop().create_future()
             self._waiters.append(fut)
             await fut
 
+    _until = wait_until
+
+    async def run_node_again(self, node_id: str) -> NodeRecord:
+        """Run ``node_id`` alone on its cached inputs (its parameters may have changed);
+        the current pass (paused) sees its new output. Refused while it is running."""
+        self.check_idle_for(node_id)
+        rec = self.nodes[node_id]
+        p = self._pass
+        t0 = time.perf_counter()
+        rec.status = RUNNING
+        rec.runs += 1
+        if self.input_gate.stopped and self.done:  # a re-run after the stop may act again
+            self.input_gate = InputGate(on_change=self._gate_changed)
+        self.input_gate.allow(node_id)  # a re-run while paused may act
+        try:
+            assert rec.inputs is not None
+            output, error = await self._invoker.invoke(node_id, rec.inputs, self.passes, rec)
+        except asyncio.CancelledError:  # the re-run was cancelled: the node is idle again
+            rec.status, rec.output = FAILED, None
+            rec.error = NodeError("cancelled: the re-run was cancelled", node_id=node_id,
+                                  flow=self.flow.name)
+            rec.finished = (rec.started or 0.0) + time.perf_counter() - t0
+            self.notify()
+            raise
+        finally:
+            self.input_gate.disallow(node_id)
+            if self._main is not None and self._main.done():
+                await asyncio.shield(self._resources.release_all())
+        rec.finished = (rec.started or 0.0) + time.perf_counter() - t0
+        if error is None:
+            rec.status, rec.output, rec.error = DONE, output, None
+            rec.branch = output.get("branch") if output else None
+        else:
+            rec.status, rec.output, rec.error = FAILED, None, error
+        if p is not None and error is None:
+            p.sched.outputs[node_id] = output
+        self.notify()
+        return rec
+
+    def check_idle_for(self, node_id: str) -> None:
+        """Raise :class:`FlowStateError` unless ``node_id`` may be re-run now."""
+        rec = self.nodes[node_id]
+        p = self._pass
+        if rec.status in (RUNNING, HELD) or (p is not None and node_id in p.tasks):
+            raise FlowStateError(f"node {node_id} is {rec.status}; pause until it is idle",
+                                 flow=self.flow.name)
+        if rec.inputs is None:
+            raise FlowStateError(f"node {node_id} has no cached inputs (it did not run in "
+                                 "the last pass)", flow=self.flow.name)
+
+    async def run_again_from(self, node_id: str) -> RunResult:
+        """Run ``node_id`` and everything downstream again in one pass, reusing the last
+        outcomes upstream; the run must have ended."""
+        if self._main is None or not self._main.done() or self._pass is not None:
+            raise FlowStateError("re-run from a node needs the run to be stopped or finished; "
+                                 "use rerun_node() while it is paused", flow=self.flow.name)
+        again = self.graph.descendants(node_id)
+        reuse = {nid: rec for nid, rec in self.nodes.items()
+                 if nid not in again and rec.status in (DONE, FAILED, SKIPPED)}
+        self._stop_requested = False
+        self.input_gate = InputGate(on_change=self._gate_changed)  # a new gate for the re-run
+        self._bus.reopen()
+        self.status = "running"
+        try:
+            await self._run_pass(reuse)
+        finally:
+            await self._resources.release_all()
+            self.status = "stopped" if self._stop_requested else (
+                "failed" if self._pass_failed else "ok")
+            self._bus.close()  # subscribers of the re-run reach their end, as after a run
+            self.notify()
+        return self._result()
+
+    # -- internals -----------------------------------------------------------------------
+    def _gate_changed(self) -> None:
+        """A primitive parked at (or left) the paused input gate: wake quiet-waiters."""
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self.notify()
+        else:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self.notify)
+
     def _t(self) -> float:
         return time.monotonic() - self._t_start
-
-    def _emit(self, cls: type[Event], **fields: Any) -> None:
-        self._bus.publish(cls(flow=self.flow.name, run_id=self.run_id, t=self._t(),
-                              wall=time.time(), **fields))
-
-    def _record_action(self, node_id: str, action: Mapping[str, Any]) -> None:
-        data = {"node": node_id, **action}
-        self.actions.append(data)
-        if self._record is not None:
-            self._record.write({"kind": "action", "t": self._t(), **data})
-
-    def _sink(self, event: Event) -> None:
-        if self._record is not None:
-            self._record.write(event.as_dict())
 
     # -- the run -------------------------------------------------------------------------
     async def _run_main(self) -> None:
@@ -435,19 +676,15 @@ class FlowRun:
         timer = None
         try:
             if self._record_wanted:
-                self._record = get_run_store().open(self.run_id, self.flow.name)
-                self._record.write({
-                    "kind": "run", "run_id": self.run_id, "flow": self.flow.name,
-                    "started": self._wall_start, "passes": self.planned,
-                    "source": redact_url(self.source_url) if self.source_url else None,
-                    "input": redact_url(self.input_url) if self.input_url else None,
-                    "nodes": len(self.flow.nodes)})
-                self._bus.add_sink(self._sink)
+                self._recorder.open(self.run_id, self.flow.name, self._wall_start,
+                                    self.planned, self.source_url, self.input_url,
+                                    len(self.flow.nodes))
+                self._bus.add_sink(self._recorder.event)
             if self.duration_limit:
                 timer = asyncio.get_running_loop().call_later(
                     self.duration_limit, self._request_stop, "duration")
             if self._bus.active:
-                self._emit(FlowStarted, passes=self.planned)
+                self.emit(FlowStarted, passes=self.planned)
             while not self._stop_requested:
                 pass_start = time.monotonic()
                 await self._run_pass()
@@ -480,6 +717,14 @@ class FlowRun:
 
     async def _finish(self) -> None:
         self._source_info = self._resources.source_info()  # health before release
+        gate = self.input_gate
+        if gate.stopped:  # keys / buttons still down (a key_down, a cut action)
+            released: list[str] = []
+            try:
+                released = await asyncio.shield(gate.release_held())
+            except Exception:
+                log.exception("flow %r: releasing held keys failed", self.flow.name)
+            self._recorder.input_released(released, gate.held(), gate.refused)
         try:
             await asyncio.shield(self._resources.release_all())
         except Exception:
@@ -491,16 +736,14 @@ class FlowRun:
         else:
             self.status = "ok"
         if self._bus.active:
-            self._emit(FlowFinished, status=self.status, passes=self.passes, error=self.error)
+            self.emit(FlowFinished, status=self.status, passes=self.passes, error=self.error,
+                      outcome=self.outcome)
         self._bus.close()
         result = self._result()
-        if self._record is not None:
-            self._record.close()
-            with contextlib.suppress(Exception):
-                await get_runtime().to_thread(self._record.wait_closed, 5.0)
+        await self._recorder.aclose()  # on the loop: pool threads may all be stuck in nodes
         if not self._done.done():
             self._done.set_result(result)
-        self._notify()
+        self.notify()
 
     def _result(self) -> RunResult:
         return RunResult(
@@ -512,7 +755,9 @@ class FlowRun:
                     "input": redact_url(self.input_url) if self.input_url else None,
                     "metrics": self._resources.source_info() or self._source_info},
             run_id=self.run_id, record=self.record_path,
-            duration=(time.monotonic() - self._t_start) if self._t_start else 0.0)
+            duration=(time.monotonic() - self._t_start) if self._t_start else 0.0,
+            outcome=self.outcome or ("stopped · before the first pass" if not self.passes
+                                     else ""))
 
     def _request_stop(self, reason: str = "stop") -> None:
         # after the end, a debugger re-run (rerun_from) may still be running a pass
@@ -520,6 +765,11 @@ class FlowRun:
             return
         self._stop_requested = True
         self._stop_reason = reason
+        gate = self.input_gate
+        gate.stop(reason)  # (already closed when the request came from request_stop)
+        self._recorder.stop_requested(reason, gate.stopped_wall)
+        if self._bus.active:
+            self.emit(StopRequested, reason=reason)
         if self._stop_event is not None:
             self._stop_event.set()
         for call in list(self._calls):  # unblocks the worker threads waiting on them
@@ -531,7 +781,7 @@ class FlowRun:
                 task.cancel()
             if not p.done.done():
                 p.done.set_result(None)
-        self._notify()
+        self.notify()
 
     # -- one pass ------------------------------------------------------------------------
     async def _run_pass(self, reuse: Mapping[str, NodeRecord] | None = None) -> None:
@@ -545,21 +795,24 @@ class FlowRun:
                 rec.inputs = rec.output = rec.error = None
                 rec.branch = None
                 rec.attempts = 0
-        p = _Pass(self._graph, self.passes, loop)
+        p = _Pass(self.graph, self.passes, loop)
         self._pass = p
         self._pass_failed = False
         if self._bus.active:
-            self._emit(PassStarted, pass_index=p.index)
+            self.emit(PassStarted, pass_index=p.index)
         try:
-            if p.outstanding == 0:
+            if p.sched.outstanding == 0:
                 p.done.set_result(None)
-            elif reuse is not None:
-                self._replay(p, reuse)
             else:
-                for nid in self._graph.order:
-                    if p.remaining[nid] == 0:
-                        self._ready(p, nid)
-            self._notify()
+                ready: list[str] = []
+                skipped: list[str] = []
+                if reuse is not None:
+                    p.sched.reuse({nid: (rec.status, rec.output, rec.error)
+                                   for nid, rec in reuse.items()}, ready, skipped)
+                else:
+                    ready = p.sched.roots()
+                self._advance(p, ready, skipped)
+            self.notify()
             await p.done
         except asyncio.CancelledError:
             self._stop_requested = True
@@ -569,21 +822,19 @@ class FlowRun:
             duration = time.perf_counter() - p.t0
             self.last_pass_duration = duration
             self._pass = None
-            status = "stopped" if self._stop_requested and p.outstanding else (
+            status = "stopped" if self._stop_requested and p.sched.outstanding else (
                 "failed" if p.error else "ok")
             if p.error is not None:
                 self._pass_failed = True
                 self._any_failed = True
                 self.error = str(p.error)
                 self.errors.append(self.error)
-                if self._record is not None:
-                    self._record.write({"kind": "error", "t": self._t(), "pass_index": p.index,
-                                        "node": p.error.node_id, "error": self.error,
-                                        "cause": repr(p.error.cause) if p.error.cause else None})
+                self._recorder.error(p.index, p.error.node_id, self.error, p.error.cause)
+            self.outcome = pass_outcome(status, self.graph, self.nodes, p.actions, p.error)
             if self._bus.active:
-                self._emit(PassFinished, pass_index=p.index, status=status, duration=duration,
-                           error=str(p.error) if p.error else None)
-            self._notify()
+                self.emit(PassFinished, pass_index=p.index, status=status, duration=duration,
+                          error=str(p.error) if p.error else None, outcome=self.outcome)
+            self.notify()
 
     async def _settle(self, p: _Pass) -> None:
         """Cancel what still runs (fail-fast or stop) and wait for it briefly."""
@@ -596,61 +847,57 @@ class FlowRun:
                 log.warning("flow %r: a node did not stop within %.2f s of cancellation",
                             self.flow.name, self._grace)
                 t.add_done_callback(_consume)
-        why = "the run was stopped" if self._stop_requested else (
+        stopped = self._stop_requested
+        why = "the run was stopped" if stopped else (
             f"node {p.error.node_id} failed" if p.error else "the pass ended")
         now = time.perf_counter() - p.t0
         for nid in p.tasks:
             rec = self.nodes[nid]
             if rec.status == RUNNING:
-                rec.status, rec.finished = FAILED, now
+                rec.status, rec.finished = (STOPPED if stopped else FAILED), now
                 rec.error = NodeError(f"cancelled: {why}", node_id=nid, flow=self.flow.name)
+                if stopped and self._bus.active:
+                    self.emit(NodeStopped, node=nid, type=rec.type, pass_index=p.index,
+                              duration=now - (rec.started or now))
         for nid in p.held:
             self.nodes[nid].status = PENDING
         p.held.clear()
 
-    def _replay(self, p: _Pass, reuse: Mapping[str, NodeRecord]) -> None:
-        """Resolve reused nodes from their last outcome (upstream first); the others are
-        scheduled by the normal rules as their inputs resolve."""
-        for nid in reuse:
-            p.remaining[nid] = 1 << 60  # never becomes ready by itself
-        for nid in _topological(self._graph):
-            rec = reuse.get(nid)
-            if rec is None:
-                continue
-            p.outstanding -= 1
-            if rec.status == DONE:
-                p.outputs[nid] = rec.output
-                self._resolve(p, nid, DONE, rec.branch, policy_continue=False)
-            elif rec.status == FAILED:
-                p.outputs[nid] = None
-                self._resolve(p, nid, FAILED, None, policy_continue=self._graph.policy[nid][3],
-                              error=rec.error)
-            else:
-                self._resolve(p, nid, SKIPPED, None, policy_continue=False)
-        for nid in self._graph.order:
-            if nid not in reuse and self._graph.indeg[nid] == 0:
-                self._ready(p, nid)
-        if p.outstanding == 0 and not p.done.done():
+    def _advance(self, p: _Pass, ready: list[str], skipped: list[str]) -> None:
+        """Apply what the scheduler decided: mark the skipped, start (or hold) the ready."""
+        if skipped:
+            active = self._bus.active
+            for nid in skipped:
+                rec = self.nodes[nid]
+                rec.status = SKIPPED
+                if active:
+                    self.emit(NodeSkipped, node=nid, type=rec.type, pass_index=p.index)
+        for nid in ready:
+            self._ready(p, nid)
+        s = p.sched
+        if (s.outstanding == 0 or s.error is not None) and not p.done.done():
             p.done.set_result(None)
 
     def _ready(self, p: _Pass, nid: str) -> None:
-        self.nodes[nid].inputs = Inputs(nid, self._graph.preds, p.outputs, p.error_in.get(nid))
+        s = p.sched
+        self.nodes[nid].inputs = Inputs(nid, self.graph.preds, s.outputs, s.error_in.get(nid))
         gate = self._gate
-        if gate is not None and gate._hold(p, nid):
+        if gate is not None and gate.hold(nid):
             self.nodes[nid].status = HELD
             p.held.append(nid)
-            self._notify()
+            self.notify()
             return
         self._launch(p, nid)
 
     def _launch(self, p: _Pass, nid: str) -> None:
         rec = self.nodes[nid]
         rec.status = RUNNING
-        # the node's task is _invoke itself (one coroutine layer per node: it is the hot
-        # path), which hands its outcome to _landed
-        task = asyncio.get_running_loop().create_task(
-            self._invoke(nid, rec.inputs, p.index, p))  # type: ignore[arg-type]
-        p.tasks[nid] = task
+        rec.started = time.perf_counter() - p.t0
+        rec.runs += 1
+        # the node's task is the invoker's coroutine itself (one coroutine layer per node:
+        # it is the hot path), which hands its outcome to _landed
+        p.tasks[nid] = asyncio.get_running_loop().create_task(self._invoker.invoke(
+            nid, rec.inputs, p.index, rec, self._landed, p))  # type: ignore[arg-type]
 
     def _landed(self, p: _Pass, nid: str, output: dict[str, Any] | None,
                 error: NodeError | None) -> None:
@@ -662,185 +909,39 @@ class FlowRun:
                 else (FAILED, None, error)
             return
         p.tasks.pop(nid, None)
+        ready: list[str] = []
+        skipped: list[str] = []
         if error is None:
-            self._node_done(p, nid, output)
+            rec.status = DONE
+            rec.output = output
+            rec.branch = output.get("branch") if output else None
+            p.sched.done(nid, output, ready, skipped)
         else:
-            self._node_failed(p, nid, error)
-
-    async def _invoke(self, nid: str, inputs: Inputs, pass_index: int, p: _Pass | None = None,
-                      ) -> tuple[dict[str, Any] | None, NodeError | None]:
-        """Run one node with its timeout and retries; returns (output, error).
-
-        With ``p`` it is the node's task in that pass: it also counts and times the run
-        and hands the outcome to :meth:`_landed` (not when cancelled)."""
-        rec = self.nodes[nid]
-        if p is not None:
-            rec.started = time.perf_counter() - p.t0
-            rec.runs += 1
-        fnode = self.flow.nodes[nid]
-        node: Node = fnode.node
-        attempts, timeout, retry_delay, _cont, env_refs = self._graph.policy[nid]
-        error: NodeError | None = None
-        active = self._bus.active
-        for attempt in range(attempts):
-            rec.attempts = attempt + 1
-            if active:
-                self._emit(NodeStarted, node=nid, type=fnode.type, pass_index=pass_index,
-                           attempt=attempt + 1)
-            t0 = time.perf_counter()
-            ctx = NodeContext(self, nid, attempt)
-            token = CURRENT_NODE.set(ctx)
-            try:
-                runnable = node.resolved(nid) if env_refs else node
-                if self._graph.blocking[nid]:
-                    call = get_runtime().to_thread(
-                        _run_blocking, contextvars.copy_context(), runnable.run, inputs, ctx)
-                else:
-                    call = runnable.run(inputs, ctx)
-                if timeout:
-                    try:
-                        async with asyncio.timeout(timeout) as scope:
-                            output = await call
-                    except TimeoutError as exc:
-                        if scope.expired():
-                            raise NodeTimeoutError(f"timed out after {timeout:g} s", node_id=nid,
-                                                   flow=self.flow.name, cause=exc) from None
-                        raise
-                else:
-                    output = await call
-                if output is not None and not isinstance(output, dict):
-                    raise NodeError(f"run() returned {type(output).__name__}, expected a dict "
-                                    "or None", node_id=nid, flow=self.flow.name)
-                if output is not None and "branch" in output and output["branch"] is not None:
-                    output["branch"] = str(output["branch"])
-                error = None
-                if active:
-                    self._emit(NodeFinished, node=nid, type=fnode.type, pass_index=pass_index,
-                               duration=time.perf_counter() - t0,
-                               branch=output.get("branch") if output else None,
-                               summary=summarize(output))
-                break
-            except asyncio.CancelledError:
-                raise
-            except NodeError as exc:
-                error = exc if exc.flow else _name_flow(exc, self.flow.name)
-            except (Exception, SystemExit, KeyboardInterrupt) as exc:
-                # user code calling sys.exit() fails its node, not the runtime's loop
-                error = NodeError(f"{type(exc).__name__}: {exc}", node_id=nid,
-                                  flow=self.flow.name, cause=exc)
-            finally:
-                CURRENT_NODE.reset(token)
-            last = attempt + 1 >= attempts
-            if active:
-                self._emit(NodeFailed, node=nid, type=fnode.type, pass_index=pass_index,
-                           duration=time.perf_counter() - t0, error=str(error),
-                           handled=not last or self._handled(nid))
-            if not last and retry_delay:
-                await asyncio.sleep(retry_delay)
-        else:  # every attempt failed
-            output = None
-        if p is not None:
-            self._landed(p, nid, output, error)
-        return output, error
-
-    def _handled(self, nid: str) -> bool:
-        return self._graph.policy[nid][3] or any(b == "error" for _t, b in self._graph.out[nid])
-
-    def _node_done(self, p: _Pass, nid: str, output: dict[str, Any] | None) -> None:
-        rec = self.nodes[nid]
-        rec.status = DONE
-        rec.output = output
-        branch = output.get("branch") if output else None
-        rec.branch = branch
-        p.outputs[nid] = output
-        p.outstanding -= 1
-        self._resolve(p, nid, DONE, branch, policy_continue=False)
-        if p.outstanding == 0 and not p.done.done():
-            p.done.set_result(None)
+            rec.status = FAILED
+            rec.error = error
+            p.sched.failed(nid, error, ready, skipped)
+        self._advance(p, ready, skipped)
         if self._waiters:
-            self._notify()
-
-    def _node_failed(self, p: _Pass, nid: str, error: NodeError) -> None:
-        rec = self.nodes[nid]
-        rec.status = FAILED
-        rec.error = error
-        policy_continue = self._graph.policy[nid][3]
-        has_error_edge = any(b == "error" for _t, b in self._graph.out[nid])
-        if not policy_continue and not has_error_edge:
-            p.error = error
-            p.outstanding -= 1
-            if not p.done.done():
-                p.done.set_result(None)  # fail fast: _settle cancels the siblings
-            self._notify()
-            return
-        p.outputs[nid] = None
-        p.outstanding -= 1
-        self._resolve(p, nid, FAILED, None, policy_continue=policy_continue, error=error)
-        if p.outstanding == 0 and not p.done.done():
-            p.done.set_result(None)
-        self._notify()
-
-    def _resolve(self, p: _Pass, nid: str, outcome: str, branch: str | None, *,
-                 policy_continue: bool, error: BaseException | None = None) -> None:
-        """Resolve ``nid``'s outgoing edges; start or skip targets that became resolved."""
-        stack = [(nid, outcome, branch, policy_continue, error)]
-        while stack:
-            src, outcome, branch, cont, err = stack.pop()
-            for target, label in self._graph.out[src]:
-                if outcome == DONE:
-                    live = label is None or (label == branch and label != "error")
-                elif outcome == FAILED:
-                    live = label == "error" or (cont and label is None)
-                else:
-                    live = False
-                if live:
-                    p.live[target] += 1
-                    if outcome == FAILED and err is not None:
-                        p.error_in[target] = err
-                p.remaining[target] -= 1
-                if p.remaining[target] == 0:
-                    if p.live[target]:
-                        self._ready(p, target)
-                    else:
-                        rec = self.nodes[target]
-                        rec.status = SKIPPED
-                        p.outstanding -= 1
-                        if self._bus.active:
-                            self._emit(NodeSkipped, node=target, type=rec.type, pass_index=p.index)
-                        stack.append((target, SKIPPED, None, False, None))
-
-    # -- debugger support ----------------------------------------------------------------
-    def _release(self, p: _Pass, nids: Iterable[str]) -> None:
-        for nid in nids:
-            if nid in p.held:
-                p.held.remove(nid)
-                self._launch(p, nid)
-        self._notify()
+            self.notify()
 
     def __repr__(self) -> str:
         return f"FlowRun({self.flow.name!r}, status={self.status}, passes={self.passes})"
 
 
-def _topological(graph: _Graph) -> list[str]:
-    indeg = dict(graph.indeg)
-    queue = collections.deque(n for n in graph.order if indeg[n] == 0)
-    order = []
-    while queue:
-        n = queue.popleft()
-        order.append(n)
-        for t, _b in graph.out[n]:
-            indeg[t] -= 1
-            if indeg[t] == 0:
-                queue.append(t)
-    return order
+def _resolve_variables(flow: Flow) -> dict[str, Any]:
+    """The flow's variables, ``${env:NAME}`` references in string values resolved."""
+    from .._errors import FlowValidationError, Problem
+    from ..nodes import ENV_REF, resolve_env_refs
 
-
-def _name_flow(exc: NodeError, flow: str) -> NodeError:
-    """A node's own ``NodeError`` raised without the flow name gets it (message too)."""
-    exc.flow = flow
-    if exc.args and isinstance(exc.args[0], str):
-        exc.args = (f"flow {flow!r}: {exc.args[0]}", *exc.args[1:])
-    return exc
+    out = copy.deepcopy(flow.variables)
+    for name, value in out.items():
+        if isinstance(value, str) and ENV_REF.search(value):
+            try:
+                out[name] = resolve_env_refs(value)
+            except KeyError as exc:
+                raise FlowValidationError([Problem(None, f"variables.{name}", str(exc.args[0]))],
+                                          flow=flow.name) from None
+    return out
 
 
 def _consume(task: asyncio.Task[Any]) -> None:

@@ -12,8 +12,9 @@ The JSON form (``schema_version`` :data:`SCHEMA_VERSION`) is described by the JS
 Schema shipped beside this module (``kvmrpa schema`` prints it). Saving is atomic: the
 data goes to a temporary file in the same folder, is fsynced, then renamed over the
 target, so a process killed mid-save leaves the old file or the new one. Secrets are
-``${env:NAME}`` references: they are saved as written and resolved only at run time; a
-URL with a plain-text password is refused on save.
+``${env:NAME}`` references: they are saved as written and resolved only at run time;
+a plain-text secret is refused on save (:meth:`Flow.plain_secrets` says where they are
+looked for).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._errors import FlowError, FlowValidationError, Problem
+from .._redact import is_secret_name, plain_secret_in_url
 from ..nodes import ENV_REF, Node, get_node_class
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -41,14 +43,11 @@ __all__ = ["SCHEMA_VERSION", "Edge", "Flow", "FlowNode"]
 #: Version of the native flow format written by this release.
 SCHEMA_VERSION = 1
 _ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$")
-_PLAIN_PASSWORD = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^:@/]*:(?P<pw>[^@/]+)@")
-_VNC_SECRET = re.compile(r"^vnc://(?P<pw>[^:@/]+)@", re.IGNORECASE)
 
 
 def _has_plain_password(url: str) -> bool:
-    """``user:password@`` (or ``vnc://password@``) with a password that is not a reference."""
-    bare = ENV_REF.sub("", url)
-    return bool(_PLAIN_PASSWORD.match(bare) or _VNC_SECRET.match(bare))
+    """A password or secret query value in plain text (not ``${env:NAME}``)."""
+    return plain_secret_in_url(url) is not None
 
 
 def _now() -> str:
@@ -138,7 +137,12 @@ class Flow:
             raise FlowError(f"node id {id!r} must match {_ID.pattern}", flow=self.name)
         if id in self.nodes:
             raise FlowError(f"node id {id!r} is already used", flow=self.name)
-        self.nodes[id] = FlowNode(id, node, label, (float(position[0]), float(position[1])))
+        try:
+            pos = (float(position[0]), float(position[1]))
+        except (OverflowError, TypeError, ValueError, IndexError):
+            raise FlowError(f"node {id}: position {position!r} is not two numbers",
+                            flow=self.name) from None
+        self.nodes[id] = FlowNode(id, node, label, pos)
         return node
 
     def _id_of(self, ref: str | Node) -> str:
@@ -221,7 +225,12 @@ class Flow:
         return out
 
     def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+        """Strict JSON: a NaN or Infinity anywhere raises :class:`FlowValidationError`."""
+        try:
+            return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False, allow_nan=False)
+        except ValueError as exc:
+            problems = self.problems() or [Problem(None, None, f"not valid JSON: {exc}")]
+            raise FlowValidationError(problems, flow=self.name) from None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, origin: str = "<dict>") -> Flow:
@@ -245,23 +254,33 @@ class Flow:
         return cls.from_dict(read_document(path), origin=str(path))
 
     def plain_secrets(self) -> list[Problem]:
-        """Plain-text secrets that saving would write (URL passwords, Secret params)."""
+        """Plain-text secrets that saving would write: URL passwords and secret query
+        values (whitespace around a URL ignored), ``Secret`` parameters, variables whose
+        names look secret, and the text of a keyboard node marked ``secret``. Each must
+        be a ``${env:NAME}`` reference."""
         from .._settings import Secret
 
         out: list[Problem] = []
         for fld in ("source", "input"):
             url = getattr(self, fld)
-            if url and _has_plain_password(url):
-                out.append(Problem(None, fld, "the URL holds a plain-text password; "
-                                              "use ${env:NAME}"))
+            if isinstance(url, str) and (what := plain_secret_in_url(url)) is not None:
+                out.append(Problem(None, fld, f"the URL holds {what}; use ${{env:NAME}}"))
+        for name, value in self.variables.items():
+            out += [Problem(None, f"variables.{path}", why) for path, why in
+                    _secret_values(name, value)]
         for fn in self.nodes.values():
+            marked = bool(getattr(fn.node, "secret", False)) if "secret" in fn.node.param else False
             for n in fn.node.param_names():
                 p = fn.node.param[n]
                 value = getattr(fn.node, n)
-                if isinstance(p, Secret) and value and not ENV_REF.fullmatch(value):
+                if isinstance(p, Secret) and value and not _env_only(value):
                     out.append(Problem(fn.id, n, "a secret in plain text; use ${env:NAME}"))
-                elif isinstance(value, str) and _has_plain_password(value):
-                    out.append(Problem(fn.id, n, "a URL with a plain-text password; use ${env:NAME}"))
+                elif marked and n == "text" and isinstance(value, str) and value \
+                        and not _env_only(value):
+                    out.append(Problem(fn.id, n, "text marked secret is in plain text; "
+                                                 "use ${env:NAME}"))
+                elif isinstance(value, str) and (what := plain_secret_in_url(value)) is not None:
+                    out.append(Problem(fn.id, n, f"a URL with {what}; use ${{env:NAME}}"))
         return out
 
     def save(self, path: str | os.PathLike[str], *, allow_plain_secrets: bool = False) -> Path:
@@ -303,6 +322,31 @@ class Flow:
 
     def __repr__(self) -> str:
         return f"Flow({self.name!r}, nodes={len(self.nodes)}, edges={len(self.edges)})"
+
+
+def _env_only(text: str) -> bool:
+    """Whether ``text`` is made only of ``${env:NAME}`` references (and whitespace)."""
+    return not ENV_REF.sub("", text).strip()
+
+
+def _secret_values(name: str, value: Any, depth: int = 0) -> list[tuple[str, str]]:
+    """``(path, why)`` for plain secrets in a variable (by its name, or URLs inside)."""
+    out: list[tuple[str, str]] = []
+    if isinstance(value, str):
+        if is_secret_name(name) and value.strip() and not _env_only(value):
+            out.append((name, "looks like a secret (by its name) in plain text; "
+                              "use ${env:NAME}"))
+        elif (what := plain_secret_in_url(value)) is not None:
+            out.append((name, f"a URL with {what}; use ${{env:NAME}}"))
+    elif isinstance(value, int | float) and not isinstance(value, bool) and is_secret_name(name):
+        out.append((name, "looks like a secret (by its name) in plain text; use ${env:NAME}"))
+    elif isinstance(value, Mapping) and depth < 16:
+        for k, v in value.items():
+            out += _secret_values(f"{name}.{k}", v, depth + 1)
+    elif isinstance(value, list) and depth < 16:
+        for i, v in enumerate(value):
+            out += _secret_values(f"{name}[{i}]", v, depth + 1)
+    return out
 
 
 def atomic_write(target: Path, data: bytes) -> None:

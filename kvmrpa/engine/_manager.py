@@ -1,9 +1,9 @@
 """FlowManager: the single, thread-safe owner of the active flows of a process.
 
 Every operation (add, start, stop, pause, resume, status) runs on the runtime loop, one
-at a time, so the registry cannot be corrupted by concurrent callers (the review's item
-2.4); the sync methods block until their operation ran there and work from any thread,
-the ``a``-prefixed ones from any event loop. A flow has at most one active run: starting
+at a time, so the registry cannot be corrupted by concurrent callers; the sync methods
+block until their operation ran there and work from any thread, the ``a``-prefixed ones
+from any event loop. A flow has at most one active run: starting
 it again while it runs is a :class:`~kvmrpa.FlowStateError`.
 """
 
@@ -80,7 +80,7 @@ class FlowManager:
             self._flows.pop(name, None)
         run = self._active(name)
         if run is not None:
-            run._request_stop("removed")
+            run.request_stop("removed")
             await run.aresult()
         with self._lock:
             if name not in self._flows:  # not added again while the run stopped
@@ -113,7 +113,7 @@ class FlowManager:
             if self._flows.get(name) is not flow:  # removed or replaced meanwhile
                 raise FlowStateError(f"flow {name!r} was removed or replaced while it was "
                                      "starting", flow=name)
-            run._begin()
+            run.start()  # on the loop: starts at once
             with self._lock:
                 self._runs[name] = run
                 self.starts += 1
@@ -133,7 +133,7 @@ class FlowManager:
         run = self._active(name)
         if run is None:
             return None
-        run._request_stop("stop")
+        run.request_stop("stop")
         return await run.aresult()
 
     def stop(self, name: str, timeout: float | None = 30.0) -> RunResult | None:
@@ -148,7 +148,7 @@ class FlowManager:
         run = self._active(name)
         if run is None:
             raise FlowStateError(f"flow {name!r} is not running", flow=name)
-        await run.debugger._pause(wait=False)
+        await run.debugger.apause(wait=False)
 
     def pause(self, name: str) -> None:
         """Pause: no new node of the flow starts (in-flight ones finish)."""
@@ -162,7 +162,7 @@ class FlowManager:
         run = self._active(name)
         if run is None:
             raise FlowStateError(f"flow {name!r} is not running", flow=name)
-        await run.debugger._resume()
+        await run.debugger.aresume()
 
     def resume(self, name: str) -> None:
         self._sync(self._resume(name))
@@ -195,7 +195,7 @@ class FlowManager:
     async def _stop_all(self) -> None:
         runs = [r for r in self._runs.values() if not r.done]
         for run in runs:
-            run._request_stop("stop")
+            run.request_stop("stop")
         for run in runs:
             await run.aresult()
 

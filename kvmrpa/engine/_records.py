@@ -5,18 +5,26 @@ action (``kind: "action"``) and error follows, one JSON object a line, each flus
 it is written; the last line is the ``flow_finished`` event. Writing happens in one
 writer thread owned by :class:`RunStore` (it exits when no record is open), fed through
 a bounded buffer per record, so the event loop never waits on the disk; lines that do
-not fit are counted and the count is written before the file closes. After a record
-closes, retention deletes the oldest records beyond ``store.runs_keep`` and those older
-than ``store.runs_max_age_days``. :func:`list_runs` reads them back.
+not fit are counted and the count is written before the file closes. Lines are
+redacted and strict JSON. A record over ``store.record_max_bytes`` continues in a fresh
+file (the full one is kept as ``<name>.jsonl.<n>``); a loop run keeps every line of its
+first ``store.record_detail_passes`` passes and of failed passes, and counters
+(``pass_summary`` lines) for the rest. A record that cannot be written says so in one
+log line and in :attr:`RunRecord.error`. After a record closes, retention deletes the oldest records beyond ``store.runs_keep`` and those older
+than ``store.runs_max_age_days``. :func:`list_runs` reads them back; a record without a
+``flow_finished`` line whose writer (``pid`` and ``host`` on its first line) is gone is
+listed as ``interrupted`` (the process died: ``os._exit``, a signal).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
 import os
 import re
+import socket
 import threading
 import time
 from collections import deque
@@ -24,12 +32,21 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .._limits import dumps_strict
+from .._redact import redact_data
 from .._settings import get_settings
 
 __all__ = ["RunRecord", "RunStore", "get_run_store", "list_runs", "read_run"]
 
 log = logging.getLogger("kvmrpa.engine")
 _MAX_LINES = 100_000
+#: Summarised passes counted into one ``pass_summary`` line.
+_SUMMARY_EVERY = 600
+#: Lines of one summarised pass held back before the pass is kept whole instead.
+_MAX_HELD = 5000
+#: The kinds of line a summarised pass is made of (any other keeps the pass whole).
+_PER_PASS = frozenset({"pass_started", "pass_finished", "node_started", "node_finished",
+                       "node_skipped", "action"})
 
 
 def _default(value: Any) -> Any:
@@ -48,32 +65,57 @@ class RunRecord:
         self._store = store
         self._lines: deque[str] = deque()
         self._closing = False
-        self._closed = threading.Event()
+        self._closed = _Closed()
         self._fh: Any = None
         #: Lines dropped because the writer fell behind.
         self.dropped = 0
+        #: Why the record could not be written (``None`` while it can).
+        self.error: str | None = None
+        self._loop = _LoopSummary(get_settings().store.record_detail_passes)
+        self._head: str | None = None
+        self._size = 0
+        self._parts = 0
 
     def write(self, data: Mapping[str, Any]) -> None:
         if self._closing:
             return
-        try:
-            line = json.dumps(data, ensure_ascii=False, default=_default)
-        except (TypeError, ValueError) as exc:
-            line = json.dumps({"kind": "record_error", "error": str(exc)})
-        if len(self._lines) >= _MAX_LINES:
-            self.dropped += 1
-            return
-        self._lines.append(line)
+        for item in self._loop.admit(data):
+            try:  # secrets redacted, strict JSON (NaN/Infinity written as null)
+                line = dumps_strict(redact_data(item), ensure_ascii=False,
+                                    default=lambda v: redact_data(_default(v)))
+            except (TypeError, ValueError) as exc:
+                line = json.dumps({"kind": "record_error", "error": str(exc)})
+            if len(self._lines) >= _MAX_LINES:
+                self.dropped += 1
+                continue
+            self._lines.append(line)
         self._store._wake.set()
 
     def close(self) -> None:
         """Ask the writer to flush and close the file (non-blocking)."""
+        if not self._closing:
+            for item in self._loop.flush():
+                self._lines.append(dumps_strict(redact_data(item), ensure_ascii=False,
+                                                default=repr))
         self._closing = True
         self._store._wake.set()
 
     def wait_closed(self, timeout: float | None = None) -> bool:
         """Block until the file is written and closed."""
         return self._closed.wait(timeout)
+
+    async def aclose(self) -> None:
+        """Close, and wait on the event loop (not in a pool thread) until written."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+
+        def landed() -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is gone
+                loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(None))
+
+        self._closed.then(landed)
+        self.close()
+        await fut
 
     # -- writer thread side --------------------------------------------------------------
     def _drain(self) -> bool:
@@ -82,15 +124,20 @@ class RunRecord:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open across drains
-            except OSError:
-                log.exception("cannot open run record %s", self.path)
-                self._lines.clear()
-                self._closed.set()
+            except OSError as exc:
+                self._fail(exc, f"{len(self._lines)} lines not written")
                 return True
         closing = self._closing
+        limit = get_settings().store.record_max_bytes
         try:
             while self._lines:
-                self._fh.write(self._lines.popleft() + "\n")
+                line = self._lines.popleft() + "\n"
+                if self._head is None:
+                    self._head = line
+                elif self._size + len(line) > limit:
+                    self._rotate()
+                self._fh.write(line)
+                self._size += len(line)
                 self._fh.flush()
             if closing:
                 if self.dropped:
@@ -98,13 +145,93 @@ class RunRecord:
                 self._fh.close()
                 self._closed.set()
                 return True
-        except OSError:
-            log.exception("cannot write run record %s", self.path)
+        except OSError as exc:
             with contextlib.suppress(OSError):
                 self._fh.close()
-            self._closed.set()
+            self._fail(exc, f"{len(self._lines) + 1} lines not written")
             return True
         return False
+
+    def _rotate(self) -> None:
+        """Continue in a fresh file: the full one becomes ``<name>.jsonl.<n>`` and the
+        record's path starts again with the run's first line (so it still says which
+        run it is)."""
+        self._fh.close()
+        self._parts += 1
+        os.replace(self.path, self.path.with_name(f"{self.path.name}.{self._parts}"))
+        self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open across drains
+        self._fh.write(self._head or "")
+        self._size = len(self._head or "")
+
+    def _fail(self, exc: OSError, lost: str) -> None:
+        """The record cannot be written: say so once, in one line, and keep the reason."""
+        self.error = f"run record {self.path} cannot be written: {exc.strerror or exc} ({lost})"
+        log.error("%s", self.error)
+        self._store.errors[str(self.path)] = self.error
+        while len(self._store.errors) > 100:
+            self._store.errors.pop(next(iter(self._store.errors)))
+        self._lines.clear()
+        self._closed.set()
+
+
+class _LoopSummary:
+    """Which lines of a loop run are kept: every line of the first ``detail`` passes and
+    of failed passes; for the other passes only counters, written as one
+    ``pass_summary`` line every :data:`_SUMMARY_EVERY` passes and at the end."""
+
+    def __init__(self, detail: int) -> None:
+        self.detail = detail
+        self._pass: int | None = None
+        self._held: list[Mapping[str, Any]] = []
+        self._counts: dict[str, int] = {}
+        self._passes = 0
+        self._first: int | None = None
+
+    def admit(self, data: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+        kind = data.get("kind")
+        index = data.get("pass_index")
+        if kind == "pass_started" and isinstance(index, int) and index >= self.detail:
+            out = self._release()
+            self._pass = index
+            self._held = [data]
+            return out
+        if kind == "flow_finished":  # the counters go before the last line
+            return [*self.flush(), data]
+        if self._pass is None:
+            return [data]
+        if kind not in _PER_PASS:  # a stop, an error, a pause: this pass is kept whole
+            return [*self._release(), data]
+        if len(self._held) >= _MAX_HELD:  # an enormous pass: keep it all
+            return [*self._release(), data]
+        self._held.append(data)
+        if kind == "pass_finished" and index == self._pass:
+            failed = data.get("status") not in (None, "ok") or any(
+                d.get("kind") in ("node_failed", "error") for d in self._held)
+            if failed:
+                return self._release()
+            for d in self._held:
+                k = str(d.get("kind"))
+                self._counts[k] = self._counts.get(k, 0) + 1
+            self._first = self._pass if self._first is None else self._first
+            self._passes += 1
+            self._pass, self._held = None, []
+            if self._passes >= _SUMMARY_EVERY:
+                return self.flush()
+        return []
+
+    def _release(self) -> list[Mapping[str, Any]]:
+        out, self._pass, self._held = self._held, None, []
+        return out
+
+    def flush(self) -> list[Mapping[str, Any]]:
+        """The held lines and the counters not yet written."""
+        out = self._release()
+        if self._passes:
+            out.insert(0, {"kind": "pass_summary", "passes": self._passes,
+                           "first_pass": self._first, "time": time.time(),
+                           "counts": dict(self._counts)})
+            self._counts, self._passes, self._first = {}, 0, None
+        return out
 
 
 class RunStore:
@@ -115,6 +242,8 @@ class RunStore:
         self._open: list[RunRecord] = []
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()
+        #: Records that could not be written (path → why), most recent 100.
+        self.errors: dict[str, str] = {}
 
     @property
     def directory(self) -> Path:
@@ -161,6 +290,23 @@ class RunStore:
                 r._closing = True
                 r._closed.set()
 
+    def check_writable(self) -> None:
+        """Raise :class:`~kvmrpa.KvmrpaError` (one line) when records cannot be written
+        to :attr:`directory` (a run would lose its record)."""
+        import tempfile
+
+        from .._errors import KvmrpaError
+
+        folder = self.directory
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as exc:
+            raise KvmrpaError(f"the run store {folder} is not writable "
+                              f"({exc.strerror or exc}); set store.home (KVMRPA_STORE_HOME) "
+                              "or pass --no-record") from None
+
     def idle(self) -> bool:
         """True when no record is open and the writer thread has exited."""
         with self._lock:
@@ -188,6 +334,12 @@ class RunStore:
                 with contextlib.suppress(OSError):
                     p.unlink()
                     removed.append(p)
+        for part in folder.glob("*.jsonl.*"):  # rotated parts go with their record
+            if part.with_name(part.name.rpartition(".")[0]) not in busy and \
+                    not part.with_name(part.name.rpartition(".")[0]).exists():
+                with contextlib.suppress(OSError):
+                    part.unlink()
+                    removed.append(part)
         return removed
 
 
@@ -232,6 +384,49 @@ def _last_line(path: Path) -> dict[str, Any] | None:
     return None
 
 
+class _Closed(threading.Event):
+    """Set when a record is closed; :meth:`then` callbacks run at that moment."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._then: list[Any] = []
+        self._then_lock = threading.Lock()
+
+    def then(self, callback: Any) -> None:
+        with self._then_lock:
+            if not self.is_set():
+                self._then.append(callback)
+                return
+        callback()
+
+    def set(self) -> None:
+        with self._then_lock:
+            super().set()
+            callbacks, self._then = self._then, []
+        for cb in callbacks:
+            cb()
+
+
+def _writer_gone(head: Mapping[str, Any]) -> bool:
+    """Whether the process that wrote a record (``pid`` on ``host``) no longer runs."""
+    pid, host = head.get("pid"), head.get("host")
+    if not isinstance(pid, int) or host != socket.gethostname():
+        return False  # an older record, or another machine's: cannot tell
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, someone else's
+    try:  # a zombie (dead, not reaped yet) is gone too
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
+
+
 def list_runs(limit: int = 20, folder: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
     """The most recent runs, newest first: id, flow, started, status, passes, error, path."""
     directory = Path(folder) if folder else get_settings().store.runs_dir
@@ -252,9 +447,11 @@ def list_runs(limit: int = 20, folder: str | os.PathLike[str] | None = None) -> 
             continue
         out.append({
             "id": head.get("run_id"), "flow": head.get("flow"), "started": head.get("started"),
-            "status": tail.get("status") if tail else "running",
+            "status": tail.get("status") if tail else (
+                "interrupted" if _writer_gone(head) else "running"),
             "passes": tail.get("passes") if tail else None,
             "error": tail.get("error") if tail else None,
+            "outcome": tail.get("outcome") if tail else None,
             "path": str(p),
         })
     return out

@@ -2,14 +2,16 @@
 
 :func:`read_document` / :func:`parse_document` turn bytes into a JSON object, raising
 :class:`FlowFormatError` for what makes the file unreadable (not UTF-8, with the byte
-offset; JSON syntax, with line and column; a newer ``schema_version``).
+offset; JSON syntax, with line and column; a newer ``schema_version``). ``NaN``,
+``Infinity`` and numbers out of range are read as markers and reported by node and
+field before anything else (:func:`number_problems`).
 :func:`document_to_flow` checks a document against the shipped JSON Schema, then node
 by node (unknown types, duplicate ids, unknown parameters, wrong types and values via
 ``param``, missing required parameters, cross-field checks) and as a graph (dangling
 edges, branch labels a node cannot produce, cycles named, size over
 ``settings.engine.max_nodes``), and raises one :class:`FlowValidationError` listing
 every :class:`~kvmrpa.Problem` (node id + field + what is wrong). Documents in the
-original system's format are detected and imported first (:mod:`._import`).
+original system's format are detected and imported first (:mod:`kvmrpa.legacy`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 import param
 
 from .._errors import FlowFormatError, FlowValidationError, Problem
+from .._limits import loads_strict, number_problem
 from .._settings import get_settings
 from ..nodes import COMMON_PARAMS, Node, get_node_class
 from ._flow import SCHEMA_VERSION, Edge, Flow, FlowNode
@@ -79,12 +82,14 @@ def parse_document(data: str | bytes, *, origin: str = "<string>") -> dict[str, 
     else:
         text = data
     try:
-        doc = json.loads(text)
+        doc = loads_strict(text)
     except json.JSONDecodeError as exc:
         raise FlowFormatError(
             f"{origin}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
     except RecursionError:
         raise FlowFormatError(f"{origin}: JSON nested too deeply") from None
+    except (ValueError, OverflowError) as exc:
+        raise FlowFormatError(f"{origin}: invalid JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise FlowFormatError(
             f"{origin}: a flow file holds a JSON object, not {type(doc).__name__}")
@@ -123,6 +128,11 @@ def build_node(node_id: str, cls: type[Node], params: Mapping[str, Any],
 
 
 def _node_checks(node_id: str, node: Node, problems: list[Problem]) -> None:
+    for name in node.param_names():
+        for sub, value in _numbers(getattr(node, name), f"params.{name}"):
+            if (why := number_problem(value)) is not None:
+                problems.append(Problem(node_id, sub, why))
+                return  # a node with an unusable number is not checked further
     try:
         found = node.check()
     except Exception as exc:  # a buggy check must not crash validation
@@ -132,6 +142,62 @@ def _node_checks(node_id: str, node: Node, problems: list[Problem]) -> None:
         problems.append(Problem(node_id, f"params.{fld}", message))
 
 
+def _numbers(value: Any, path: str, depth: int = 0) -> list[tuple[str, Any]]:
+    """``(path, value)`` of every number (and NaN/Infinity marker) inside ``value``."""
+    from .._limits import NonFinite
+
+    if isinstance(value, NonFinite) or (isinstance(value, int | float)
+                                        and not isinstance(value, bool)):
+        return [(path, value)]
+    if depth > 32 or isinstance(value, str):
+        return []
+    out: list[tuple[str, Any]] = []
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            out += _numbers(v, f"{path}.{k}", depth + 1)
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            out += _numbers(v, f"{path}[{i}]", depth + 1)
+    return out
+
+
+def number_problems(doc: Mapping[str, Any]) -> list[Problem]:
+    """NaN, Infinity and numbers out of range anywhere in a document (native or
+    original), each named by node and field."""
+    problems: list[Problem] = []
+    nodes = doc.get("nodes") if isinstance(doc.get("nodes"), list) else []
+    for key, value in doc.items():
+        if key == "nodes" and value is nodes:
+            continue
+        for path, number in _numbers(value, str(key)):
+            if (why := number_problem(number)) is not None:
+                problems.append(Problem(None, path, why))
+    for index, raw in enumerate(nodes):
+        if not isinstance(raw, Mapping):
+            continue
+        nid = raw.get("id") if isinstance(raw.get("id"), str) else f"#{index}"
+        for key, value in raw.items():
+            for path, number in _numbers(value, str(key)):
+                if (why := number_problem(number)) is not None:
+                    problems.append(Problem(nid, path, why))
+    return problems
+
+
+def _run_problems(passes: Any, interval: Any, variables: Mapping[str, Any]) -> list[Problem]:
+    out = []
+    for fld, value in (("run.passes", passes), ("run.interval", interval)):
+        if value is not None and (why := number_problem(value)) is not None:
+            out.append(Problem(None, fld, why))
+    if isinstance(interval, int | float) and not isinstance(interval, bool) \
+            and interval == interval and interval < 0:
+        out.append(Problem(None, "run.interval", f"must be >= 0, got {interval}"))
+    for name, value in variables.items():
+        for path, number in _numbers(value, f"variables.{name}"):
+            if (why := number_problem(number)) is not None:
+                out.append(Problem(None, path, why))
+    return out
+
+
 # -- graph -------------------------------------------------------------------------------
 def graph_problems(nodes: Mapping[str, Node | None],
                    edges: Sequence[tuple[int, Any, Any, Any]]) -> list[Problem]:
@@ -139,12 +205,16 @@ def graph_problems(nodes: Mapping[str, Node | None],
     problems: list[Problem] = []
     graph: dict[str, set[str]] = {nid: set() for nid in nodes}
     seen: set[tuple[str, str, Any]] = set()
+
+    def known(value: Any) -> bool:
+        return isinstance(value, str) and value in nodes
+
     for index, source, target, branch in edges:
         where = f"edges[{index}]"
-        owner = source if source in nodes else (target if target in nodes else None)
+        owner = source if known(source) else (target if known(target) else None)
         ok = True
         for end, value in (("source", source), ("target", target)):
-            if value not in nodes:
+            if not known(value):
                 problems.append(Problem(owner if isinstance(owner, str) else None, f"{where}.{end}",
                                         f"no node {value!r} (dangling edge)"))
                 ok = False
@@ -153,12 +223,12 @@ def graph_problems(nodes: Mapping[str, Node | None],
         if source == target:
             problems.append(Problem(source, where, f"edge from {source!r} to itself (cycle)"))
             continue
-        key = (source, target, branch)
+        key = (source, target, branch if isinstance(branch, str | None) else repr(branch))
         if key in seen:
             problems.append(Problem(source, where, f"duplicate edge to {target!r}"))
         seen.add(key)
         node = nodes[source]
-        if branch is not None and node is not None and not node.can_branch(branch):
+        if isinstance(branch, str) and node is not None and not node.can_branch(branch):
             can = ", ".join(node.branches) or "none"
             problems.append(Problem(source, f"{where}.branch",
                                     f"{node.type_name!r} cannot produce branch {branch!r} "
@@ -186,7 +256,11 @@ def flow_problems(flow: Flow) -> list[Problem]:
     if len(flow.nodes) > limit:
         return [Problem(None, "nodes", f"{len(flow.nodes)} nodes; the limit is {limit} "
                                        "(settings engine.max_nodes)")]
+    problems.extend(_run_problems(flow.passes, flow.interval, flow.variables))
     for fn in flow.nodes.values():
+        for path, number in _numbers(list(fn.position), "position"):
+            if (why := number_problem(number)) is not None:
+                problems.append(Problem(fn.id, path, why))
         _node_checks(fn.id, fn.node, problems)
     edges = [(i, e.source, e.target, e.branch) for i, e in enumerate(flow.edges)]
     problems.extend(graph_problems({nid: fn.node for nid, fn in flow.nodes.items()}, edges))
@@ -229,12 +303,17 @@ def check_version(doc: Mapping[str, Any], origin: str) -> None:
 
 def document_to_flow(doc: Mapping[str, Any], *, origin: str = "<dict>") -> Flow:
     """Check a document completely and build the :class:`Flow` (see module docstring)."""
-    from ._import import import_original, is_original
+    from ..legacy import import_original, is_original
 
     if not isinstance(doc, Mapping):
         raise FlowFormatError(f"{origin}: a flow document is a JSON object")
     warnings: list[Problem] = []
     problems: list[Problem] = []
+    # NaN, Infinity and huge numbers are named by field before anything uses them
+    bad_numbers = number_problems(doc)
+    if bad_numbers:
+        name = doc.get("name") if isinstance(doc.get("name"), str) else Path(origin).stem
+        raise FlowValidationError(_limit(bad_numbers), flow=name)
     if is_original(doc):
         doc, warnings, problems = import_original(doc)
     check_version(doc, origin)

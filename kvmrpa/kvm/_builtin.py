@@ -1,9 +1,13 @@
-"""Registers the built-in driver schemes; each driver module is imported on first use."""
+"""The built-in driver schemes (:data:`BUILTIN_DRIVERS`); each driver module is imported
+on its first use. Other packages add schemes through the ``kvmrpa.drivers`` entry points."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ._driver import InputDriver
-from ._hub import register_driver
+
+__all__ = ["BUILTIN_DRIVERS"]
 
 
 def _vnc(url: str) -> InputDriver:
@@ -36,19 +40,13 @@ def _dryrun(url: str) -> InputDriver:
     return DryRunDriver(url)
 
 
-register_driver("vnc", _vnc)
-register_driver("pikvm+http", _pikvm)
-register_driver("pikvm+https", _pikvm)
-register_driver("ch9329", _ch9329)
-register_driver("http+keys", _http)
-register_driver("https+keys", _http)
-register_driver("dryrun", _dryrun)
-
-
-def _sim(url: str) -> InputDriver:
-    from ..sim import SimDriver  # importing kvmrpa.sim also registers it directly
-
-    return SimDriver(url)
-
-
-register_driver("sim", _sim)
+#: URL scheme → factory of the drivers this package ships.
+BUILTIN_DRIVERS: dict[str, Callable[[str], InputDriver]] = {
+    "vnc": _vnc,
+    "pikvm+http": _pikvm,
+    "pikvm+https": _pikvm,
+    "ch9329": _ch9329,
+    "http+keys": _http,
+    "https+keys": _http,
+    "dryrun": _dryrun,
+}

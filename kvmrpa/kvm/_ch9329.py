@@ -38,10 +38,9 @@ from .._errors import (
     UrlError,
 )
 from .._runtime import get_runtime
-from .._urls import query_params, split_url
+from .._urls import parse_size, query_params, split_url
 from ._driver import DriverCapabilities, InputDriver, MouseButton
 from ._hid import MODIFIER_BITS, USB_USAGE, in_table
-from ._hub import parse_size
 
 __all__ = [
     "CMD_GET_INFO",

@@ -6,7 +6,14 @@ class owns everything shared: mapping frame pixels to the target (calibration = 
 offset, from ``frame_size`` and the target's size, or given, or ``?calibration=sx,sy,ox,oy``
 in the URL), the per-target lock that makes one node's action sequence atomic against
 other flows (FIFO, so no flow starves), retries of safe actions only, the audit trail
-(with secrets redacted), capability checks before anything is sent, and the sync face.
+(with secrets redacted), capability checks before anything is sent, the sync face, and
+the run's :class:`~kvmrpa.kvm.InputGate`: every primitive passes the gate bound to the
+calling node first (nothing is sent once its run was stopped, nothing while it is
+paused), and an action cut by a stop releases the keys and buttons it held.
+
+Primitives go out in *units*: a click's button press and release, one key's press and
+release, one typed character (with its Shift) pass the gate together, so a stop never
+lands between a press and its release (which would complete the click anyway).
 
 Conventions for driver authors:
 
@@ -26,6 +33,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import contextvars
 import logging
 import math
 import time
@@ -38,11 +46,13 @@ from .._errors import (
     CoordinateError,
     DriverConnectionError,
     InputError,
+    InputStoppedError,
     UnsupportedActionError,
 )
 from .._runtime import run_sync
 from .._settings import get_settings
 from .._urls import redact_url
+from ._gate import InputGate, current_gate
 
 __all__ = [
     "ActionRecord",
@@ -54,8 +64,18 @@ __all__ = [
 
 log = logging.getLogger("kvmrpa.kvm")
 
+#: A mouse button name.
 MouseButton = Literal["left", "right", "middle"]
 SAFE_TO_RETRY = frozenset({"move", "key_up", "release"})
+#: Characters per text primitive (each chunk passes the gate on its own).
+TEXT_CHUNK = 32
+
+#: True inside a unit of primitives that already passed the gate.
+_IN_UNIT: contextvars.ContextVar[bool] = contextvars.ContextVar("kvmrpa_input_unit",
+                                                                default=False)
+#: What the current action pressed (``("key", name)`` / ``("button", name)``).
+_PRESSED: contextvars.ContextVar[list[tuple[str, str]] | None] = contextvars.ContextVar(
+    "kvmrpa_input_pressed", default=None)
 
 
 def permanent(exc: DriverConnectionError) -> DriverConnectionError:
@@ -132,11 +152,18 @@ class ActionRecord:
     ok: bool
     latency_ms: float
     error: str | None = None
+    #: When the action began (epoch seconds); ``time`` is when it ended.
+    started: float | None = None
+    #: The run was stopped: the action was cut (or is the release of what it held).
+    cut: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        return {"time": self.time, "driver": self.driver, "action": self.action,
-                "args": self.args, "ok": self.ok, "latency_ms": round(self.latency_ms, 3),
-                "error": self.error}
+        out = {"time": self.time, "driver": self.driver, "action": self.action,
+               "args": self.args, "ok": self.ok, "latency_ms": round(self.latency_ms, 3),
+               "error": self.error, "started": self.started}
+        if self.cut:
+            out["cut"] = True
+        return out
 
 
 @dataclass
@@ -172,6 +199,9 @@ class InputDriver(abc.ABC):
         self._connected = False
         self._connect_lock: asyncio.Lock | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: keys / buttons pressed and not yet released, with the gate they went through
+        self._held_keys: dict[str, InputGate | None] = {}
+        self._held_buttons: dict[str, InputGate | None] = {}
         if calibration is None:
             from .._urls import query_params
 
@@ -212,14 +242,114 @@ class InputDriver(abc.ABC):
         interval = get_settings().input.type_interval
         for ch in text:
             key, shift = keys_for_char(ch, self)
-            if shift:
-                await self._key("Shift_L", True)
-            await self._key(key, True)
-            await self._key(key, False)
-            if shift:
-                await self._key("Shift_L", False)
+            async with self._unit():  # one character passes the gate as a whole
+                if shift:
+                    await self._send_key("Shift_L", True)
+                await self._send_key(key, True)
+                await self._send_key(key, False)
+                if shift:
+                    await self._send_key("Shift_L", False)
             if interval:
                 await asyncio.sleep(interval)
+
+    # -- gated sending (every primitive goes through these) ------------------------------
+    @contextlib.asynccontextmanager
+    async def _unit(self) -> AsyncIterator[None]:
+        """Primitives sent inside pass the bound gate once, together (see module doc)."""
+        bound = current_gate()
+        if bound is None or _IN_UNIT.get():
+            yield
+            return
+        gate, node = bound
+        await gate._enter(node)  # raises InputStoppedError once the run was stopped
+        token = _IN_UNIT.set(True)
+        try:
+            yield
+        finally:
+            _IN_UNIT.reset(token)
+            gate._exit()
+
+    def _note_pressed(self, kind: str, name: str) -> None:
+        bound = current_gate()
+        gate = bound[0] if bound is not None else None
+        (self._held_keys if kind == "key" else self._held_buttons)[name] = gate
+        if gate is not None:
+            gate._holders.add(self)
+        pressed = _PRESSED.get()
+        if pressed is not None:
+            pressed.append((kind, name))
+
+    async def _send_move(self, x: int, y: int) -> None:
+        async with self._unit():
+            await self._move(x, y)
+
+    async def _send_button(self, button: MouseButton, down: bool) -> None:
+        if not down and button in self._held_buttons:
+            await self._button(button, False)  # releasing what is held is always sent
+            self._held_buttons.pop(button, None)
+            return
+        async with self._unit():
+            await self._button(button, down)
+            if down:
+                self._note_pressed("button", button)
+
+    async def _send_key(self, key: str, down: bool) -> None:
+        if not down and key in self._held_keys:
+            await self._key(key, False)  # releasing what is held is always sent
+            self._held_keys.pop(key, None)
+            return
+        async with self._unit():
+            await self._key(key, down)
+            if down:
+                self._note_pressed("key", key)
+
+    async def _send_scroll(self, dx: int, dy: int) -> None:
+        async with self._unit():
+            await self._scroll(dx, dy)
+
+    async def _send_text(self, text: str) -> None:
+        if type(self)._type_text is InputDriver._type_text:
+            await self._type_text(text)  # key by key: each character is a unit
+            return
+        for i in range(0, len(text), TEXT_CHUNK):
+            async with self._unit():
+                await self._type_text(text[i:i + TEXT_CHUNK])
+
+    def _held_items(self) -> list[tuple[str, str, InputGate | None]]:
+        return [("button", n, g) for n, g in list(self._held_buttons.items())] + [
+            ("key", n, g) for n, g in list(self._held_keys.items())]
+
+    @property
+    def held(self) -> dict[str, list[str]]:
+        """Keys and buttons pressed through this driver and not released yet."""
+        return {"keys": sorted(self._held_keys), "buttons": sorted(self._held_buttons)}
+
+    async def release_held(self, gate: InputGate | None = None,
+                           only: list[tuple[str, str]] | None = None) -> list[str]:
+        """Release the keys and buttons held (through ``gate``, or those in ``only``);
+        returns what was released. Releases bypass the gate: they are how a cut action
+        leaves the target clean."""
+        released: list[str] = []
+        timeout = get_settings().input.action_timeout
+        for kind, table in (("button", self._held_buttons), ("key", self._held_keys)):
+            for name, owner in list(table.items()):
+                if only is not None and (kind, name) not in only:
+                    continue
+                if only is None and gate is not None and owner is not gate:
+                    continue
+                table.pop(name, None)
+                try:
+                    if kind == "button":
+                        await asyncio.wait_for(self._button(name, False), timeout)  # type: ignore[arg-type]
+                    else:
+                        await asyncio.wait_for(self._key(name, False), timeout)
+                    released.append(f"{kind}:{name}")
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    log.warning("%s: cannot release %s %s: %s", self.display_url, kind, name,
+                                self._clean(str(exc)))
+        return released
 
     def target_size(self) -> tuple[int, int] | None:
         """The target screen size in pixels when known (used for calibration)."""
@@ -283,6 +413,11 @@ class InputDriver(abc.ABC):
             self._connected = False
             await self._close()
 
+    def forget_connection(self) -> None:
+        """Mark the driver unconnected without closing the transport: for an owner whose
+        loop is gone (the transport went with it); the next action reconnects."""
+        self._connected = False
+
     async def __aenter__(self) -> InputDriver:
         return await self.connect()
 
@@ -292,6 +427,22 @@ class InputDriver(abc.ABC):
     def close(self) -> None:
         """Blocking close for scripts and notebook cells."""
         run_sync(self.aclose())
+
+    def owned_by(self, release: Callable[[InputDriver], None]) -> None:
+        """Hand the driver's lifetime to a hub: leaving a ``with`` block then calls
+        ``release(self)`` (one reference given back) instead of :meth:`close`."""
+        self._release_to: Callable[[InputDriver], None] | None = release
+
+    def __enter__(self) -> InputDriver:
+        """``with open_driver(url) as drv:`` holds the reference just taken."""
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        release = getattr(self, "_release_to", None)
+        if release is not None:
+            release(self)
+        else:
+            self.close()
 
     # -- calibration -----------------------------------------------------------------
     @property
@@ -406,8 +557,11 @@ class InputDriver(abc.ABC):
         retries = settings.retries if safe else 0
         timeout = settings.action_timeout if timeout is None else timeout
         start = time.monotonic()
+        started = time.time()
         error: BaseException | None = None
         attempts = 0
+        pressed: list[tuple[str, str]] = []
+        pressed_token = _PRESSED.set(pressed)
         try:
             for attempt in range(retries + 1):
                 attempts = attempt + 1
@@ -417,6 +571,8 @@ class InputDriver(abc.ABC):
                     await asyncio.wait_for(op(), timeout)
                     error = None
                     break
+                except InputStoppedError:
+                    raise
                 except TimeoutError as exc:
                     error = DriverConnectionError(
                         f"{self.display_url}: {action} timed out after {timeout:g} s")
@@ -435,14 +591,33 @@ class InputDriver(abc.ABC):
                     log.info("%s: %s failed (%s); retry %d of %d", self.display_url, action,
                              self._clean(str(error)), attempt + 1, retries)
                     await asyncio.sleep(settings.retry_delay)
-        except BaseException as exc:  # cancelled (the flow stopped) or a driver bug
-            why = "cancelled" if isinstance(exc, asyncio.CancelledError) else (
+        except BaseException as exc:  # cut by a stop, cancelled, or a driver bug
+            bound = current_gate()
+            gate = bound[0] if bound is not None else None
+            cut = gate is not None and gate.stopped
+            released: list[str] = []
+            if cut or isinstance(exc, asyncio.CancelledError):
+                # leave no key or button down: all the stopped run holds, else this action's
+                try:
+                    released = await self.release_held(gate if cut else None,
+                                                       None if cut else pressed)
+                except BaseException:  # cancelled again: what is left stays recorded
+                    log.warning("%s: %s: could not release what it held", self.display_url,
+                                action)
+            why = "stopped: the run was stopped" if cut else (
+                "cancelled" if isinstance(exc, asyncio.CancelledError) else
                 f"{type(exc).__name__}: {self._clean(str(exc))}")
-            self._emit(ActionRecord(time.time(), self.display_url, action,
-                                    self._redact_args(args), False,
+            rec_args = self._redact_args(args)
+            if released:
+                rec_args = {**rec_args, "released": released}
+            self._emit(ActionRecord(time.time(), self.display_url, action, rec_args, False,
                                     (time.monotonic() - start) * 1000,
-                                    f"{self.display_url}: {action}: {why}"))
+                                    f"{self.display_url}: {action}: {why}", started, cut))
+            if isinstance(exc, InputStoppedError):
+                raise InputStoppedError(f"{self.display_url}: {action}: {why}") from None
             raise
+        finally:
+            _PRESSED.reset(pressed_token)
         latency = (time.monotonic() - start) * 1000
         if error is not None and not isinstance(error, InputError):
             wrapped = DriverConnectionError(
@@ -461,7 +636,7 @@ class InputDriver(abc.ABC):
             error.args = (prefix + body,)
         self._emit(ActionRecord(time.time(), self.display_url, action, self._redact_args(args),
                                 error is None, latency,
-                                None if error is None else self._clean(str(error))))
+                                None if error is None else self._clean(str(error)), started))
         if error is not None:
             raise error
 
@@ -503,19 +678,21 @@ class InputDriver(abc.ABC):
         """Move the pointer to ``(x, y)`` in frame pixels (retried on transport errors)."""
         self.check_point(x, y)
         async with self.session():
-            await self._do("move", {"x": x, "y": y}, lambda: self._move(*self.map_point(x, y)))
+            await self._do("move", {"x": x, "y": y},
+                           lambda: self._send_move(*self.map_point(x, y)))
 
     async def press(self, button: MouseButton = "left") -> None:
         """Press and hold a mouse button where the pointer is."""
         self._check_button(button, "press")
         async with self.session():
-            await self._do("press", {"button": button}, lambda: self._button(button, True))
+            await self._do("press", {"button": button}, lambda: self._send_button(button, True))
 
     async def release(self, button: MouseButton = "left") -> None:
         """Release a mouse button (retried on transport errors)."""
         self._check_button(button, "release")
         async with self.session():
-            await self._do("release", {"button": button}, lambda: self._button(button, False))
+            await self._do("release", {"button": button},
+                           lambda: self._send_button(button, False))
 
     async def click(self, x: float | None = None, y: float | None = None,
                     button: MouseButton = "left", double: bool = False,
@@ -531,12 +708,13 @@ class InputDriver(abc.ABC):
 
         async def op() -> None:
             if at:
-                await self._move(*self.map_point(x, y))  # type: ignore[arg-type]
+                await self._send_move(*self.map_point(x, y))  # type: ignore[arg-type]
             for i in range(2 if double else 1):
                 if i:
                     await asyncio.sleep(0.03)
-                await self._button(button, True)
-                await self._button(button, False)
+                async with self._unit():  # press and release pass the gate together
+                    await self._send_button(button, True)
+                    await self._send_button(button, False)
 
         async with self.session():
             await self._do(action, {"x": x, "y": y, "button": button}, op, retry=retry)
@@ -552,15 +730,16 @@ class InputDriver(abc.ABC):
 
         async def op() -> None:
             a, b = self.map_point(x1, y1), self.map_point(x2, y2)
-            await self._move(*a)
-            await self._button(button, True)
+            await self._send_move(*a)
+            await self._send_button(button, True)
             try:
                 for i in range(1, steps + 1):
-                    await self._move(round(a[0] + (b[0] - a[0]) * i / steps),
-                                     round(a[1] + (b[1] - a[1]) * i / steps))
+                    await self._send_move(round(a[0] + (b[0] - a[0]) * i / steps),
+                                          round(a[1] + (b[1] - a[1]) * i / steps))
                     await asyncio.sleep(0.005)
             finally:
-                await self._button(button, False)
+                if button in self._held_buttons:
+                    await self._send_button(button, False)
 
         async with self.session():
             await self._do("drag", {"from": [x1, y1], "to": [x2, y2], "button": button}, op,
@@ -582,8 +761,8 @@ class InputDriver(abc.ABC):
 
         async def op() -> None:
             if at:
-                await self._move(*self.map_point(x, y))  # type: ignore[arg-type]
-            await self._scroll(dx, dy)
+                await self._send_move(*self.map_point(x, y))  # type: ignore[arg-type]
+            await self._send_scroll(dx, dy)
 
         async with self.session():
             await self._do("scroll", {"dx": dx, "dy": dy, "x": x, "y": y}, op)
@@ -595,8 +774,9 @@ class InputDriver(abc.ABC):
         k = normalize_key(name, self, action="key")
 
         async def op() -> None:
-            await self._key(k, True)
-            await self._key(k, False)
+            async with self._unit():
+                await self._send_key(k, True)
+                await self._send_key(k, False)
 
         async with self.session():
             await self._do("key", {"key": name}, op)
@@ -609,7 +789,7 @@ class InputDriver(abc.ABC):
             raise UnsupportedActionError(f"{self.display_url}: key_down: this driver cannot hold keys")
         k = normalize_key(name, self, action="key_down")
         async with self.session():
-            await self._do("key_down", {"key": name}, lambda: self._key(k, True))
+            await self._do("key_down", {"key": name}, lambda: self._send_key(k, True))
 
     async def key_up(self, name: str) -> None:
         """Release one key (retried on transport errors)."""
@@ -619,7 +799,7 @@ class InputDriver(abc.ABC):
             raise UnsupportedActionError(f"{self.display_url}: key_up: this driver cannot hold keys")
         k = normalize_key(name, self, action="key_up")
         async with self.session():
-            await self._do("key_up", {"key": name}, lambda: self._key(k, False))
+            await self._do("key_up", {"key": name}, lambda: self._send_key(k, False))
 
     async def hotkey(self, *names: str) -> None:
         """Press keys in order and release them in reverse: ``hotkey("ctrl+a")`` or
@@ -630,13 +810,15 @@ class InputDriver(abc.ABC):
 
         async def op() -> None:
             pressed: list[str] = []
-            try:
-                for k in keys:
-                    await self._key(k, True)
-                    pressed.append(k)
-            finally:
-                for k in reversed(pressed):
-                    await self._key(k, False)
+            async with self._unit():  # the whole combination passes the gate together
+                try:
+                    for k in keys:
+                        await self._send_key(k, True)
+                        pressed.append(k)
+                finally:
+                    for k in reversed(pressed):
+                        if k in self._held_keys:
+                            await self._send_key(k, False)
 
         async with self.session():
             await self._do("hotkey", {"keys": list(names)}, op)
@@ -653,7 +835,7 @@ class InputDriver(abc.ABC):
         args: dict[str, Any] = ({"text": "***", "length": len(text)} if secret
                                 else {"text": text})
         async with self.session():
-            await self._do("type", args, lambda: self._type_text(text), retry=retry,
+            await self._do("type", args, lambda: self._send_text(text), retry=retry,
                            timeout=budget)
 
     # -- sync face -------------------------------------------------------------------

@@ -14,9 +14,8 @@ import collections
 from typing import Any, ClassVar
 
 from .._errors import UrlError
-from .._urls import query_params
+from .._urls import parse_size, query_params
 from ._driver import DriverCapabilities, InputDriver, MouseButton
-from ._hub import parse_size
 
 __all__ = ["DryRunDriver"]
 

@@ -31,10 +31,9 @@ import httpx
 
 from .._errors import DriverConnectionError, UrlError
 from .._settings import get_settings
-from .._urls import query_params, split_url
+from .._urls import parse_size, query_params, split_url
 from ._driver import DriverCapabilities, InputDriver, MouseButton
 from ._httpcall import checked_call, http_origin, new_client, verify_tls
-from ._hub import parse_size
 
 __all__ = ["HttpKeysDriver"]
 
@@ -58,7 +57,7 @@ class HttpKeysDriver(InputDriver):
             raise UrlError(f"{self.display_url}: expected http+keys://host:port/path or https+keys://")
         q = query_params(url)
         self._token = q.get("token") or get_settings().input.http_token
-        self._verify = verify_tls(q)
+        self._verify = verify_tls(q, url)
         self._size = parse_size(q["size"], "screen size") if "size" in q else None
         self.endpoint = http_origin(proto, parts) + (parts.path or "/")
         self._client: httpx.AsyncClient | None = None

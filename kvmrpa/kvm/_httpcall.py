@@ -9,8 +9,10 @@ from typing import Any
 from urllib.parse import SplitResult
 
 import httpx
+import param
 
 from .._errors import DriverConnectionError, InputError
+from .._options import url_option
 from .._settings import get_settings
 from ._driver import InputDriver, permanent
 
@@ -25,9 +27,9 @@ def http_origin(proto: str, parts: SplitResult) -> str:
     return f"{proto}://{host}{port}"
 
 
-def verify_tls(query: dict[str, str]) -> bool:
+def verify_tls(query: dict[str, str], url: str = "") -> bool:
     """TLS verification is on unless the URL says ``?verify=0`` (or false/no/off)."""
-    return query.get("verify", "1").lower() not in ("0", "false", "no", "off")
+    return url_option(url or "https://?", "verify", param.Boolean(default=True), query=query)
 
 
 def new_client(headers: dict[str, str], verify: bool) -> httpx.AsyncClient:

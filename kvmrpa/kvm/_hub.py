@@ -1,6 +1,8 @@
 """The driver hub: one shared, reference-counted driver per input target.
 
-Schemes register a factory with :func:`register_driver`; :func:`open_driver` returns the
+Schemes register a factory with :func:`register_driver` (the built-in ones in
+:mod:`kvmrpa.kvm._builtin`, other packages' through the entry-point group
+``kvmrpa.drivers``: scheme → factory); :func:`open_driver` returns the
 driver for a URL, creating it on first use and counting users; :func:`release_driver`
 gives it back and closes it when the last user leaves. All flows driving one target
 therefore share one driver, and with it one arbitration lock (see
@@ -13,124 +15,122 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 
 from .._errors import InputError, UrlError
-from .._urls import normalize_url, redact_url, split_url
+from .._registry import RefPool, Registry
+from .._urls import check_scheme, normalize_url, parse_size, redact_url, split_url
+from ._builtin import BUILTIN_DRIVERS
 from ._driver import InputDriver
 
-__all__ = ["DriverHub", "get_hub", "open_driver", "parse_size", "register_driver",
-           "registered_schemes", "release_driver"]
+__all__ = ["DRIVERS", "ENTRY_POINT_GROUP", "DriverHub", "get_hub", "open_driver",
+           "parse_size", "register_driver", "registered_schemes", "release_driver",
+           "unregister_driver", "use_driver"]
+
 
 log = logging.getLogger("kvmrpa.kvm")
 
 DriverFactory = Callable[[str], InputDriver]
 
-_factories: dict[str, DriverFactory] = {}
-_factories_lock = threading.Lock()
+#: Entry-point group through which other packages add driver schemes (name = scheme,
+#: value = the factory).
+ENTRY_POINT_GROUP = "kvmrpa.drivers"
 
 
-def register_driver(scheme: str, factory: DriverFactory) -> None:
-    """Make ``scheme://…`` URLs open drivers built by ``factory(url)`` (unconnected)."""
-    if not scheme or not scheme.replace("+", "").replace("-", "").replace(".", "").isalnum():
-        raise ValueError(f"invalid URL scheme {scheme!r}")
-    with _factories_lock:
-        _factories[scheme.lower()] = factory
+def _check(scheme: str, factory: DriverFactory) -> None:
+    check_scheme(scheme)
+    if not callable(factory):
+        raise TypeError(f"driver factory for {scheme!r} must be callable")
+
+
+#: URL scheme → ``factory(url) -> InputDriver`` (unconnected).
+DRIVERS: Registry[DriverFactory] = Registry("input driver scheme", ENTRY_POINT_GROUP,
+                                            error=UrlError, normalize=str.lower, check=_check)
+
+
+for _scheme, _factory in BUILTIN_DRIVERS.items():
+    DRIVERS.register(_scheme, _factory)
+
+
+def register_driver(scheme: str, factory: DriverFactory, *, replace: bool = False) -> None:
+    """Make ``scheme://…`` URLs open drivers built by ``factory(url)`` (unconnected).
+
+    A scheme registered with another factory is refused unless ``replace``.
+    """
+    DRIVERS.register(scheme, factory, replace=replace)
+
+
+def unregister_driver(scheme: str) -> None:
+    """Forget a driver scheme."""
+    DRIVERS.unregister(scheme)
 
 
 def registered_schemes() -> list[str]:
-    """The schemes drivers are registered for."""
-    _ensure_builtin()
-    with _factories_lock:
-        return sorted(_factories)
-
-
-def parse_size(text: str, what: str = "size") -> tuple[int, int]:
-    """``"1920x1080"`` -> ``(1920, 1080)``, with a clear error otherwise."""
-    w, sep, h = text.lower().partition("x")
-    try:
-        size = (int(w), int(h))
-    except ValueError:
-        size = (0, 0)
-    if not sep or size[0] <= 0 or size[1] <= 0 or max(size) > 65535:
-        raise UrlError(f"{what} must look like WIDTHxHEIGHT (e.g. 1920x1080), got {text!r}")
-    return size
-
-
-_builtin_loaded = False
-
-
-def _ensure_builtin() -> None:
-    global _builtin_loaded
-    if _builtin_loaded:
-        return
-    _builtin_loaded = True
-    from . import _builtin  # noqa: F401 - registers the built-in schemes
-
-
-@dataclass
-class _Entry:
-    driver: InputDriver
-    refs: int
+    """The schemes drivers are registered for (entry points included)."""
+    return DRIVERS.names()
 
 
 class DriverHub:
-    """Shares one driver per normalised URL among all users, reference-counted."""
+    """Shares one driver per normalised URL among all users, reference-counted.
+
+    The same operations as the source hub: :meth:`open`, :meth:`release`, :meth:`use`,
+    :meth:`refs`, :meth:`refcounts`, :meth:`close`.
+    """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._entries: dict[str, _Entry] = {}
+        self._pool: RefPool[InputDriver] = RefPool("input driver", error=InputError)
         self._closing: set[asyncio.Future[None]] = set()
 
     def open(self, url: str, frame_size: tuple[int, int] | None = None) -> InputDriver:
         """The shared driver for ``url`` (created on first use); count one more user."""
-        _ensure_builtin()
         parts = split_url(url)
         key = normalize_url(url)
         if frame_size is not None:
             frame_size = (int(frame_size[0]), int(frame_size[1]))
             if frame_size[0] <= 0 or frame_size[1] <= 0:
                 raise InputError(f"{redact_url(url)}: frame size must be positive, got {frame_size}")
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None:
-                drv = entry.driver
-                if frame_size is not None and drv.frame_size is None:
+        with self._pool.lock:
+            drv = self._pool.get(key)
+            if drv is not None and frame_size is not None:
+                if drv.frame_size is None:
                     drv.frame_size = frame_size
-                elif frame_size is not None and drv.frame_size != frame_size:
+                elif drv.frame_size != frame_size:
                     raise InputError(
                         f"{drv.display_url}: already shared with frame size "
                         f"{drv.frame_size[0]}x{drv.frame_size[1]}, asked for "
                         f"{frame_size[0]}x{frame_size[1]}; use one capture resolution per target")
-                entry.refs += 1
-                return drv
-            with _factories_lock:
-                factory = _factories.get(parts.scheme.lower())
-            if factory is None:
-                known = ", ".join(f"{s}://" for s in sorted(_factories))
-                raise UrlError(f"no input driver for {redact_url(url)!r}; known schemes: {known}")
-            drv = factory(url)
-            if frame_size is not None:
-                drv.frame_size = frame_size
-            self._entries[key] = _Entry(drv, 1)
-            log.debug("opened input driver %s", drv.display_url)
-            return drv
+
+            def create() -> InputDriver:
+                factory = DRIVERS.get(parts.scheme)
+                if factory is None:
+                    known = ", ".join(f"{s}://" for s in DRIVERS.names())
+                    raise UrlError(f"no input driver for {redact_url(url)!r}; known schemes: {known}")
+                made = factory(url)
+                if frame_size is not None:
+                    made.frame_size = frame_size
+                made.owned_by(self.release)
+                log.debug("opened input driver %s", made.display_url)
+                return made
+
+            return self._pool.acquire(key, create)
 
     def release(self, driver: InputDriver) -> None:
         """One user fewer; the last one closes the driver."""
-        with self._lock:
-            for key, entry in self._entries.items():
-                if entry.driver is driver:
-                    entry.refs -= 1
-                    if entry.refs > 0:
-                        return
-                    del self._entries[key]
-                    break
-            else:
-                raise InputError(f"{driver.display_url}: released more often than opened")
+        with self._pool.lock:
+            key, left = self._pool.release(driver)
+            if left > 0:
+                return
+            self._pool.discard(key, driver)
         self._close(driver)
+
+    @contextlib.contextmanager
+    def use(self, url: str, frame_size: tuple[int, int] | None = None) -> Iterator[InputDriver]:
+        """``with hub.use(url) as drv:`` open, then release on every path."""
+        drv = self.open(url, frame_size)
+        try:
+            yield drv
+        finally:
+            self.release(drv)
 
     def _close(self, driver: InputDriver) -> None:
         """Close on the loop the driver's transport lives on, without raising."""
@@ -142,7 +142,7 @@ class DriverHub:
         except RuntimeError:
             running = None
         if loop is None or loop.is_closed():
-            driver._connected = False
+            driver.forget_connection()
             return
         if loop is running:
             task = loop.create_task(driver.aclose())
@@ -150,7 +150,7 @@ class DriverHub:
             task.add_done_callback(self._closing.discard)
             return
         if not loop.is_running():
-            driver._connected = False
+            driver.forget_connection()
             return
         fut = asyncio.run_coroutine_threadsafe(driver.aclose(), loop)
         try:
@@ -161,24 +161,21 @@ class DriverHub:
 
     def refs(self, driver: InputDriver) -> int:
         """How many users hold ``driver`` (0 when not in the hub)."""
-        with self._lock:
-            for entry in self._entries.values():
-                if entry.driver is driver:
-                    return entry.refs
-        return 0
+        return self._pool.refs(driver)
+
+    def refcounts(self) -> dict[str, int]:
+        """``{redacted URL: users}`` of every driver the hub holds."""
+        return {redact_url(k): n for k, n in self._pool.refcounts().items()}
 
     def drivers(self) -> list[InputDriver]:
-        with self._lock:
-            return [e.driver for e in self._entries.values()]
+        """Every driver the hub holds."""
+        return self._pool.objects()
 
-    def close_all(self) -> None:
+    def close(self) -> None:
         """Close every driver regardless of users (process shutdown, tests)."""
-        with self._lock:
-            entries = list(self._entries.values())
-            self._entries.clear()
-        for e in entries:
+        for drv in self._pool.drain():
             with contextlib.suppress(Exception):
-                self._close(e.driver)
+                self._close(drv)
 
 
 _hub = DriverHub()
@@ -192,6 +189,9 @@ def get_hub() -> DriverHub:
 def open_driver(url: str, frame_size: tuple[int, int] | None = None) -> InputDriver:
     """The shared driver for ``url`` from the process-wide hub (connects on first action).
 
+    Give it back with :func:`release_driver`, or open it in a ``with`` statement:
+    ``with open_driver(url) as drv:`` releases it when the block ends.
+
     ``frame_size`` is the capture resolution the caller's coordinates are in; the
     driver maps them to the target's resolution.
     """
@@ -201,3 +201,10 @@ def open_driver(url: str, frame_size: tuple[int, int] | None = None) -> InputDri
 def release_driver(driver: InputDriver) -> None:
     """Give back a driver from :func:`open_driver`; the last user closes it."""
     _hub.release(driver)
+
+
+@contextlib.contextmanager
+def use_driver(url: str, frame_size: tuple[int, int] | None = None) -> Iterator[InputDriver]:
+    """``with use_driver(url) as drv:`` :func:`open_driver`, released on every path."""
+    with _hub.use(url, frame_size) as drv:
+        yield drv

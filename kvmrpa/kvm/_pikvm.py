@@ -29,11 +29,10 @@ from urllib.parse import unquote
 import httpx
 
 from .._errors import CoordinateError, DriverConnectionError, UrlError
-from .._urls import query_params, split_url
+from .._urls import parse_size, query_params, split_url
 from ._driver import DriverCapabilities, InputDriver, MouseButton
 from ._hid import WEB_CODE, in_table
 from ._httpcall import checked_call, http_origin, new_client, verify_tls
-from ._hub import parse_size
 
 __all__ = ["PiKvmDriver", "to_pikvm"]
 
@@ -65,7 +64,7 @@ class PiKvmDriver(InputDriver):
         if not parts.hostname:
             raise UrlError(f"{self.display_url}: no host")
         q = query_params(url)
-        self._verify = verify_tls(q)
+        self._verify = verify_tls(q, url)
         self._size = parse_size(q["size"], "PiKVM screen size") if "size" in q else None
         self._base = http_origin(proto, parts) + parts.path.rstrip("/") + "/api"
         self._user = unquote(parts.username or "")
@@ -158,12 +157,12 @@ class PiKvmDriver(InputDriver):
             base, shift = keys_for_char(keysym_char(key) or key, self)
             web = WEB_CODE[base]
         if shift and down:
-            await self._send_key(WEB_CODE["Shift_L"], True)
-        await self._send_key(web, down)
+            await self._post_key(WEB_CODE["Shift_L"], True)
+        await self._post_key(web, down)
         if shift and not down:
-            await self._send_key(WEB_CODE["Shift_L"], False)
+            await self._post_key(WEB_CODE["Shift_L"], False)
 
-    async def _send_key(self, web: str, down: bool) -> None:
+    async def _post_key(self, web: str, down: bool) -> None:
         await self._post("/hid/events/send_key", "key",
                          params={"key": web, "state": "true" if down else "false"})
 

@@ -26,67 +26,23 @@ import dataclasses
 import logging
 import re
 import time
-import types
 from typing import Any, ClassVar
 
+import param
+
 from .._errors import CoordinateError, DriverConnectionError, UnsupportedActionError
+from .._options import url_option
+from .._rfb import rfb_connect
 from .._settings import get_settings
-from .._urls import query_params, vnc_address
+from .._urls import vnc_address
 from ._driver import DriverCapabilities, InputDriver, MouseButton, permanent
 
-__all__ = ["VncDriver", "keysym_code", "rfb_connect"]
+__all__ = ["VncDriver", "keysym_code"]
 
 log = logging.getLogger("kvmrpa.kvm.vnc")
 
 _BUTTON_MASK = {"left": 1, "middle": 2, "right": 4}
 _CONTROL = {"\n": "Return", "\r": "Return", "\t": "Tab", "\b": "BackSpace"}
-
-
-_patched = False
-
-
-def _asyncvnc() -> Any:
-    """asyncvnc, with its VNC-password DES taken from cryptography's ``decrepit`` module.
-
-    asyncvnc reads ``algorithms.TripleDES`` from the old location with an 8-byte key,
-    both deprecated by newer cryptography releases (warnings on every password login,
-    removal announced); the same cipher is built here from the supported forms.
-    """
-    global _patched
-    import asyncvnc
-
-    if not _patched:
-        _patched = True
-        try:
-            from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
-            from cryptography.hazmat.primitives.ciphers import algorithms
-        except ImportError:  # older cryptography: the old location is the only one
-            return asyncvnc
-        def des(key: bytes) -> Any:
-            # VNC authentication is single DES; 3DES with K1 = K2 = K3 is the same cipher
-            # without the deprecated 8-byte key form.
-            return TripleDES(key * 3 if len(key) == 8 else key)
-
-        asyncvnc.algorithms = types.SimpleNamespace(AES=algorithms.AES, TripleDES=des)
-    return asyncvnc
-
-
-async def rfb_connect(host: str, port: int, user: str | None, password: str | None,
-                      timeout: float) -> Any:
-    """An authenticated ``asyncvnc.Client`` within ``timeout`` seconds.
-
-    The socket is closed on every failure (timeout, cancellation, refused
-    authentication), so a server that accepts and then hangs leaks nothing; on success
-    the caller owns ``client.writer`` and closes it.
-    """
-    asyncvnc = _asyncvnc()
-    async with asyncio.timeout(timeout):
-        reader, writer = await asyncio.open_connection(host, port)
-        try:
-            return await asyncvnc.Client.create(reader, writer, user, password)
-        except BaseException:
-            writer.close()
-            raise
 
 
 def _key_codes() -> dict[str, int]:
@@ -119,8 +75,7 @@ class VncDriver(InputDriver):
     def __init__(self, url: str, **kwargs: Any) -> None:
         super().__init__(url, **kwargs)
         self.host, self.port, self._user, self._password = vnc_address(url)
-        q = query_params(url)
-        if q.get("unicode", "1").lower() in ("0", "false", "no", "off"):
+        if not url_option(url, "unicode", param.Boolean(default=True)):
             self.capabilities = dataclasses.replace(type(self).capabilities, unicode_text=False)  # type: ignore[misc]
         self._client: Any = None
         self._pump: asyncio.Task[None] | None = None

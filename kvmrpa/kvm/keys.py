@@ -28,17 +28,61 @@ from collections.abc import Iterable
 from typing import Any
 
 from .._errors import UnsupportedActionError
-from ._hid import USB_USAGE
 
 __all__ = [
+    "BROWSER_KEYS",
     "CANONICAL_KEYS",
     "MODIFIERS",
+    "USB_USAGE",
+    "WEB_CODE",
+    "browser_key",
     "char_keysym",
     "check_typable",
+    "key_char",
     "keys_for_char",
+    "keysym_char",
     "normalize_key",
     "parse_hotkey",
 ]
+
+# -- the key table ------------------------------------------------------------------------
+# One row per physical key of a US keyboard: the canonical X keysym name kvmrpa uses, the
+# web ``KeyboardEvent.code`` (PiKVM's key names, and what a browser reports), and the USB
+# HID usage ID a keyboard report carries (page 0x07). Every other key mapping (HID
+# reports, PiKVM, the simulated desktop, the browser live view) is derived from it.
+_ROWS: list[tuple[str, str | None, int]] = [
+    *[(chr(c), f"Key{chr(c).upper()}", 0x04 + c - ord("a")) for c in range(ord("a"), ord("z") + 1)],
+    *[(str(d), f"Digit{d}", 0x1E + (d - 1) % 10) for d in (1, 2, 3, 4, 5, 6, 7, 8, 9, 0)],
+    ("Return", "Enter", 0x28), ("Escape", "Escape", 0x29), ("BackSpace", "Backspace", 0x2A),
+    ("Tab", "Tab", 0x2B), ("space", "Space", 0x2C), ("minus", "Minus", 0x2D),
+    ("equal", "Equal", 0x2E), ("bracketleft", "BracketLeft", 0x2F),
+    ("bracketright", "BracketRight", 0x30), ("backslash", "Backslash", 0x31),
+    ("semicolon", "Semicolon", 0x33), ("apostrophe", "Quote", 0x34), ("grave", "Backquote", 0x35),
+    ("comma", "Comma", 0x36), ("period", "Period", 0x37), ("slash", "Slash", 0x38),
+    ("Caps_Lock", "CapsLock", 0x39),
+    *[(f"F{n}", f"F{n}", 0x3A + n - 1) for n in range(1, 13)],
+    ("Print", "PrintScreen", 0x46), ("Scroll_Lock", "ScrollLock", 0x47), ("Pause", "Pause", 0x48),
+    ("Insert", "Insert", 0x49), ("Home", "Home", 0x4A), ("Page_Up", "PageUp", 0x4B),
+    ("Delete", "Delete", 0x4C), ("End", "End", 0x4D), ("Page_Down", "PageDown", 0x4E),
+    ("Right", "ArrowRight", 0x4F), ("Left", "ArrowLeft", 0x50), ("Down", "ArrowDown", 0x51),
+    ("Up", "ArrowUp", 0x52), ("Num_Lock", "NumLock", 0x53), ("KP_Divide", "NumpadDivide", 0x54),
+    ("KP_Multiply", "NumpadMultiply", 0x55), ("KP_Subtract", "NumpadSubtract", 0x56),
+    ("KP_Add", "NumpadAdd", 0x57), ("KP_Enter", "NumpadEnter", 0x58),
+    *[(f"KP_{d}", f"Numpad{d}", 0x59 + (d - 1) % 10) for d in (1, 2, 3, 4, 5, 6, 7, 8, 9, 0)],
+    ("KP_Decimal", "NumpadDecimal", 0x63), ("Menu", "ContextMenu", 0x65),
+    *[(f"F{n}", "F20" if n == 20 else None, 0x68 + n - 13) for n in range(13, 25)],
+    ("Control_L", "ControlLeft", 0xE0), ("Shift_L", "ShiftLeft", 0xE1), ("Alt_L", "AltLeft", 0xE2),
+    ("Super_L", "MetaLeft", 0xE3), ("Control_R", "ControlRight", 0xE4),
+    ("Shift_R", "ShiftRight", 0xE5), ("Alt_R", "AltRight", 0xE6), ("Super_R", "MetaRight", 0xE7),
+]
+
+
+#: canonical name -> USB HID usage ID (keyboard page)
+USB_USAGE: dict[str, int] = {name: usage for name, _web, usage in _ROWS}
+
+#: canonical name -> web ``KeyboardEvent.code`` (PiKVM's key names)
+WEB_CODE: dict[str, str] = {name: web for name, web, _usage in _ROWS if web is not None}
+
 
 #: ASCII punctuation -> X keysym name
 _PUNCT: dict[str, str] = {
@@ -63,9 +107,21 @@ _US_SHIFTED: dict[str, str] = {
     ">": "period", "?": "slash",
 }
 
+#: The canonical names of the modifier keys.
 MODIFIERS: frozenset[str] = frozenset({
     "Control_L", "Control_R", "Shift_L", "Shift_R", "Alt_L", "Alt_R", "Super_L", "Super_R",
 })
+
+#: browser ``KeyboardEvent.key`` of a non-character key -> canonical name: the named keys
+#: are called by their ``code``; a modifier's ``key`` does not say which side (left here)
+BROWSER_KEYS: dict[str, str] = {
+    **{web: name for name, web in WEB_CODE.items()
+       if len(name) > 1 and name not in _PUNCT.values() and name not in MODIFIERS
+       and not web.startswith("Numpad")},
+    **{web.removesuffix("Left"): name for name, web in WEB_CODE.items()
+       if name in MODIFIERS and web.endswith("Left")},
+    "Meta": "Super_L", " ": "space",
+}
 
 #: every canonical name kvmrpa knows without a driver's help
 CANONICAL_KEYS: frozenset[str] = frozenset(USB_USAGE) | frozenset(_PUNCT.values()) | frozenset(
@@ -77,8 +133,6 @@ def _squash(name: str) -> str:
 
 
 def _build_aliases() -> dict[str, str]:
-    from ._hid import WEB_CODE
-
     aliases: dict[str, str] = {}
     # canonical X names and PiKVM/web codes, case-insensitive
     for canon in CANONICAL_KEYS:
@@ -253,6 +307,36 @@ def keysym_char(name: str) -> str | None:
     if len(name) == 1:
         return name
     return _PUNCT_NAME_TO_CHAR.get(name)
+
+
+#: unshifted character -> the character Shift gives on a US layout (``1 -> !``)
+_SHIFT_OF: dict[str, str] = {keysym_char(base) or base: shifted
+                             for shifted, base in _US_SHIFTED.items()}
+
+
+def key_char(name: str, shift: bool = False) -> str | None:
+    """The character a canonical key types on a US layout, with Shift held when
+    ``shift`` (``a -> A``, ``1 -> !``, ``KP_1 -> 1``); ``None`` for keys that type none."""
+    if name.startswith("KP_") and name[3:].isdigit():
+        return name[3:]
+    ch = keysym_char(name)
+    if ch is None or not ch.isprintable():
+        return None
+    if not shift:
+        return ch
+    return ch.upper() if ch.isalpha() else _SHIFT_OF.get(ch, ch)
+
+
+def browser_key(key: str) -> str | None:
+    """The canonical name of a browser ``KeyboardEvent.key`` (``PageUp -> Page_Up``,
+    ``Control -> Control_L``, ``a -> a``); ``None`` for keys kvmrpa does not send."""
+    if key in BROWSER_KEYS:
+        return BROWSER_KEYS[key]
+    if len(key) == 1:
+        return key
+    if key.startswith("F") and key[1:].isdigit():
+        return key
+    return None
 
 
 def check_typable(text: str, driver: Any = None, secret: bool = False) -> None:

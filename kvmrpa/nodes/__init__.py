@@ -4,51 +4,61 @@
   for how to write one: parameters, ``run``, branches, ``check``);
 * :func:`register_node`, :func:`get_node_class`, :func:`node_types` — the registry of
   stable type names; third-party types use the entry-point group ``kvmrpa.nodes``;
-* :func:`register_import_mapper` (with :class:`OriginalNode`, :class:`Mapped`) — how a
-  node module maps original-format node types onto its native types, and
-  :func:`register_import_pass` for rewrites of the whole imported flow;
-* logic nodes (:mod:`kvmrpa.nodes.logic`): ``wait``, ``variable``, ``condition``,
-  ``loop``, ``python``. Vision, action and source nodes live in their own modules of
-  this package and register themselves the same way.
+* :class:`Inputs`, :class:`NodeContext` — what ``run(inputs, ctx)`` receives;
+* the node library, one class per type: :class:`Source` (``source``), :class:`Crop`,
+  :class:`Preprocess` (``crop``, ``preprocess``), :class:`Ocr`, :class:`MatchTemplate`,
+  :class:`Detect`, :class:`VisionCondition`, :class:`WaitUntil` (``ocr``,
+  ``match_template``, ``detect``, ``vision_condition``, ``wait_until``), :class:`Mouse`,
+  :class:`Keyboard` (``mouse``, ``keyboard``), :class:`Wait`, :class:`Variable`,
+  :class:`Condition`, :class:`Loop`, :class:`PythonCode` (``wait``, ``variable``,
+  ``condition``, ``loop``, ``python``).
 """
 
 from __future__ import annotations
 
-from ._base import ANY_BRANCH, COMMON_PARAMS, ENV_REF, Node, resolve_env_refs
+from ._base import ANY_BRANCH, COMMON_PARAMS, ENV_REF, Inputs, Node, NodeContext, resolve_env_refs
 from ._registry import (
     ENTRY_POINT_GROUP,
-    Mapped,
-    OriginalNode,
-    find_import_mapper,
+    NODES,
     get_node_class,
-    import_passes,
     node_types,
-    register_import_mapper,
-    register_import_pass,
     register_node,
+    unregister_node,
 )
+from .actions import Keyboard, Mouse
+from .image import Crop, Preprocess
 from .logic import Condition, Loop, PythonCode, Variable, Wait, evaluate
+from .source import Source
+from .vision import Detect, MatchTemplate, Ocr, VisionCondition, WaitUntil
 
 __all__ = [
     "ANY_BRANCH",
     "COMMON_PARAMS",
     "ENTRY_POINT_GROUP",
     "ENV_REF",
+    "NODES",
     "Condition",
+    "Crop",
+    "Detect",
+    "Inputs",
+    "Keyboard",
     "Loop",
-    "Mapped",
+    "MatchTemplate",
+    "Mouse",
     "Node",
-    "OriginalNode",
+    "NodeContext",
+    "Ocr",
+    "Preprocess",
     "PythonCode",
+    "Source",
     "Variable",
+    "VisionCondition",
     "Wait",
+    "WaitUntil",
     "evaluate",
-    "find_import_mapper",
     "get_node_class",
-    "import_passes",
     "node_types",
-    "register_import_mapper",
-    "register_import_pass",
     "register_node",
     "resolve_env_refs",
+    "unregister_node",
 ]

@@ -28,7 +28,10 @@ Class attributes a subclass sets:
 * :attr:`Node.type_name` — the stable name used in flow files (``"wait"``);
 * :attr:`Node.branches` — branch labels the node can return;
 * :attr:`Node.required` — parameters that must be non-empty before a run;
-* :attr:`Node.category` — a grouping for palettes (``"logic"``, ``"vision"`` …).
+* :attr:`Node.category` — a grouping for palettes (``"logic"``, ``"vision"`` …);
+* :attr:`Node.evaluates_code` — True for a type that runs user code beyond the safe
+  expression language (``python``): a browser may create, edit or run it only as an
+  admin of a server started with ``--allow-code``.
 
 Override :meth:`Node.check` for cross-field validation (it returns ``(field, message)``
 pairs, reported together with every other problem before anything runs).
@@ -45,19 +48,85 @@ the flow (and in saved files) and are resolved only when the node runs
 from __future__ import annotations
 
 import inspect
+import logging
 import os
 import re
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Coroutine, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 import param
 
 from .._errors import NodeError
+from .._redact import register_secret
 
-if TYPE_CHECKING:  # pragma: no cover - typing only; engine depends on nodes, not back
-    from ..engine._context import Inputs, NodeContext
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from .._runtime import Runtime
+    from .._settings import Settings
 
-__all__ = ["ANY_BRANCH", "COMMON_PARAMS", "ENV_REF", "Node", "resolve_env_refs"]
+__all__ = ["ANY_BRANCH", "COMMON_PARAMS", "ENV_REF", "Inputs", "Node", "NodeContext",
+           "resolve_env_refs"]
+
+_T = TypeVar("_T")
+
+
+class Inputs(Protocol):
+    """What a node's ``run`` receives as ``inputs`` (the executor provides it).
+
+    A mapping of each live predecessor's id to its output ``dict``, with accessors for
+    the *nearest upstream* value of a well-known key.
+    """
+
+    #: The failure of the predecessor when the node runs on an ``error`` edge.
+    error: BaseException | None
+
+    def __getitem__(self, key: str) -> Mapping[str, Any]: ...
+    def __iter__(self) -> Any: ...
+    def __len__(self) -> int: ...
+    def keys(self) -> Any: ...
+    def values(self) -> Any: ...
+    def items(self) -> Any: ...
+    def get(self, key: str, default: Any = None) -> Any: ...
+    def merged(self) -> dict[str, Any]: ...
+    def nearest(self, key: str, default: Any = None) -> Any: ...
+    def frame(self) -> Any: ...
+    def texts(self) -> Any: ...
+    def matches(self) -> Any: ...
+    def detections(self) -> Any: ...
+    def point(self) -> Any: ...
+
+
+class NodeContext(Protocol):
+    """What a node's ``run`` receives as ``ctx`` (the executor provides it).
+
+    The flow's video source and input driver (opened on first use, shared, released
+    when the run ends), variables and per-node state that persist across passes, the
+    audit trail, a logger, the settings and the runtime.
+    """
+
+    node_id: str
+    attempt: int
+
+    @property
+    def flow_name(self) -> str: ...
+    @property
+    def pass_index(self) -> int: ...
+    @property
+    def variables(self) -> dict[str, Any]: ...
+    @property
+    def state(self) -> dict[str, Any]: ...
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def runtime(self) -> Runtime: ...
+    @property
+    def log(self) -> logging.LoggerAdapter[logging.Logger]: ...
+    @property
+    def stopping(self) -> bool: ...
+    def finish_run(self) -> None: ...
+    async def source(self, url: str | None = None) -> Any: ...
+    async def input(self, url: str | None = None) -> Any: ...
+    def record_action(self, action: Mapping[str, Any]) -> None: ...
+    def call(self, coro: Coroutine[Any, Any, _T], timeout: float | None = None) -> _T: ...
 
 #: ``Node.branches`` value meaning "may return any branch label".
 ANY_BRANCH: tuple[str, ...] = ("*",)
@@ -73,6 +142,7 @@ def resolve_env_refs(text: str, *, where: str = "") -> str:
     """Replace every ``${env:NAME}`` in ``text`` by the variable's value.
 
     Raises :class:`KeyError` naming the variable (never its value) when it is unset.
+    Each value is registered with :func:`kvmrpa._redact.register_secret`.
     """
 
     def _sub(m: re.Match[str]) -> str:
@@ -80,6 +150,7 @@ def resolve_env_refs(text: str, *, where: str = "") -> str:
         value = os.environ.get(name)
         if value is None:
             raise KeyError(f"{where}environment variable {name} is not set")
+        register_secret(value)  # hidden from logs, errors and records from now on
         return value
 
     return ENV_REF.sub(_sub, text)
@@ -95,6 +166,7 @@ class Node(param.Parameterized):
     branches: ClassVar[tuple[str, ...]] = ()
     required: ClassVar[tuple[str, ...]] = ()
     category: ClassVar[str] = "misc"
+    evaluates_code: ClassVar[bool] = False
 
     timeout = param.Number(default=0.0, bounds=(0, 86400), doc="Seconds the node may run; 0 means no limit.")
     retries = param.Integer(default=0, bounds=(0, 100), doc="Extra attempts after a failure (0: fail at once).")
@@ -125,6 +197,13 @@ class Node(param.Parameterized):
         return label == "error" or self.branches == ANY_BRANCH or label in self.branches
 
     # -- parameters --------------------------------------------------------------------
+    def show_params(self, shown: Iterable[tuple[str, bool]]) -> None:
+        """Show or hide parameters in the node's form, from ``(name, shown)`` pairs: a
+        hidden one keeps its value and its place (its ``precedence`` turns negative)."""
+        for name, visible in shown:
+            p = self.param[name]
+            p.precedence = abs(p.precedence or 0.5) * (1 if visible else -1)
+
     @classmethod
     def param_names(cls) -> list[str]:
         """Names of the parameters stored in a flow file (``name`` excluded)."""

@@ -22,7 +22,7 @@ from .image import as_frame, frame_from_context
 from .vision import find_texts, read_texts, text_problems
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..engine._context import Inputs, NodeContext
+    from ._base import Inputs, NodeContext
 
 __all__ = ["Keyboard", "Mouse", "place"]
 
@@ -85,7 +85,7 @@ class Mouse(Node):
     offset_y = param.Number(default=0.0, doc="Pixels added to the point's y.")
     to_x = param.Number(default=0.0, bounds=(0, None), doc="Drag: end x in source pixels.", precedence=0.41)
     to_y = param.Number(default=0.0, bounds=(0, None), doc="Drag: end y in source pixels.", precedence=0.42)
-    scroll_dy = param.Integer(default=3, bounds=(-1000, 1000), doc="Scroll: vertical wheel steps (sign as the driver takes it: positive scrolls down on VNC and X).", precedence=0.43)
+    scroll_dy = param.Integer(default=3, bounds=(-1000, 1000), doc="Scroll: vertical wheel steps; positive scrolls down (as a browser wheel turned towards you).", precedence=0.43)
     scroll_dx = param.Integer(default=0, bounds=(-1000, 1000), doc="Scroll: horizontal wheel steps.", precedence=0.44)
     read_if_missing = param.Boolean(default=True, doc="Target 'text': when no OCR node runs upstream, read the frame here (default engine).", precedence=0.31)
     retry_click = param.Boolean(default=False, doc="Clicks: resend after a connection failure (may click twice if the first one did arrive).", precedence=0.45)
@@ -94,18 +94,17 @@ class Mouse(Node):
     def _show_relevant(self) -> None:
         found = self.target in ("text", "match", "detection")
         text = self.target == "text"
-        for name, shown in (("x", self.target == "point"), ("y", self.target == "point"),
-                            ("text", text), ("match_mode", text), ("ignore_case", text),
-                            ("max_distance", text and self.match_mode == "fuzzy"),
-                            ("read_if_missing", text),
-                            ("object_label", self.target in ("match", "detection")),
-                            ("pick", found), ("anchor", found),
-                            ("distance", found and self.anchor != "center"),
-                            ("to_x", self.action == "drag"), ("to_y", self.action == "drag"),
-                            ("scroll_dy", self.action == "scroll"),
-                            ("scroll_dx", self.action == "scroll"),
-                            ("retry_click", self.action in ("click", "double_click", "right_click"))):
-            self.param[name].precedence = abs(self.param[name].precedence or 0.5) * (1 if shown else -1)
+        self.show_params((("x", self.target == "point"), ("y", self.target == "point"),
+                          ("text", text), ("match_mode", text), ("ignore_case", text),
+                          ("max_distance", text and self.match_mode == "fuzzy"),
+                          ("read_if_missing", text),
+                          ("object_label", self.target in ("match", "detection")),
+                          ("pick", found), ("anchor", found),
+                          ("distance", found and self.anchor != "center"),
+                          ("to_x", self.action == "drag"), ("to_y", self.action == "drag"),
+                          ("scroll_dy", self.action == "scroll"),
+                          ("scroll_dx", self.action == "scroll"),
+                          ("retry_click", self.action in ("click", "double_click", "right_click"))))
 
     def check(self) -> list[tuple[str, str]]:
         out = super().check()
@@ -234,10 +233,8 @@ class Keyboard(Node):
 
     @param.depends("action", watch=True, on_init=True)
     def _show_relevant(self) -> None:
-        self.param["secret"].precedence = 0.14 if self.action == "type" else -0.14
-        for name in ("text", "key", "hotkey"):
-            shown = {"text": "type", "key": "key", "hotkey": "hotkey"}[name] == self.action
-            self.param[name].precedence = abs(self.param[name].precedence or 0.5) * (1 if shown else -1)
+        self.show_params((("secret", self.action == "type"), ("text", self.action == "type"),
+                          ("key", self.action == "key"), ("hotkey", self.action == "hotkey")))
 
     def check(self) -> list[tuple[str, str]]:
         from ..kvm import normalize_key, parse_hotkey

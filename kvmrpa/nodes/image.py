@@ -28,7 +28,7 @@ from ._base import Node
 from ._registry import register_node
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..engine._context import Inputs, NodeContext
+    from ._base import Inputs, NodeContext
 
 __all__ = ["Crop", "FrameNode", "Preprocess", "as_frame", "frame_from_context"]
 
@@ -58,8 +58,11 @@ async def frame_from_context(inputs: Inputs, ctx: NodeContext, *, field: str = "
     try:
         return await src.next_frame(None, timeout)
     except FrameTimeoutError as exc:
-        raise NodeError(f"no frame upstream and none from the flow's source within {timeout:g} s",
-                        node_id=ctx.node_id, flow=ctx.flow_name, field=field, cause=exc) from exc
+        err = src.metrics().last_error
+        why = f" (last error: {err})" if err else ""
+        raise NodeError(f"no frame upstream and none from the flow's source within {timeout:g} s"
+                        f"{why}", node_id=ctx.node_id, flow=ctx.flow_name, field=field,
+                        cause=exc) from exc
 
 
 class FrameNode(Node):
@@ -168,13 +171,12 @@ class Preprocess(FrameNode):
 
     @param.depends("resize", "denoise", "sharpen", "threshold", watch=True, on_init=True)
     def _show_relevant(self) -> None:
-        for name, shown in (("scale_factor", self.resize == "scale"),
-                            ("target_width", self.resize == "fit"),
-                            ("target_height", self.resize == "fit"),
-                            ("denoise_strength", self.denoise != "none"),
-                            ("sharpen_amount", self.sharpen),
-                            ("threshold_value", self.threshold == "binary")):
-            self.param[name].precedence = abs(self.param[name].precedence or 0.5) * (1 if shown else -1)
+        self.show_params((("scale_factor", self.resize == "scale"),
+                          ("target_width", self.resize == "fit"),
+                          ("target_height", self.resize == "fit"),
+                          ("denoise_strength", self.denoise != "none"),
+                          ("sharpen_amount", self.sharpen),
+                          ("threshold_value", self.threshold == "binary")))
 
     def check(self) -> list[tuple[str, str]]:
         out = super().check()

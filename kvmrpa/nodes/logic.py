@@ -25,12 +25,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import param
 from simpleeval import DEFAULT_FUNCTIONS, EvalWithCompoundTypes, InvalidExpression
 
-from .._errors import NodeError
+from .._errors import NodeError, VisionError
+from ..vision._text import compile_user_regex
 from ._base import ANY_BRANCH, Node
-from ._registry import Mapped, OriginalNode, register_import_mapper, register_node
+from ._registry import register_node
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..engine._context import Inputs, NodeContext
+    from ._base import Inputs, NodeContext
 
 __all__ = [
     "Condition",
@@ -165,7 +166,7 @@ _OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     "==": operator.eq, "!=": operator.ne, ">": operator.gt, ">=": operator.ge,
     "<": operator.lt, "<=": operator.le,
     "contains": lambda a, b: b in a, "not_contains": lambda a, b: b not in a,
-    "matches": lambda a, b: re.search(str(b), str(a)) is not None,
+    "matches": lambda a, b: compile_user_regex(str(b), field="value").search(str(a)),
 }
 
 
@@ -210,9 +211,9 @@ class Condition(Node):
             out.append(("variable", "is required in mode 'variable'"))
         elif self.operator == "matches":
             try:
-                re.compile(str(self.value))
-            except re.error as exc:
-                out.append(("value", f"invalid regular expression: {exc}"))
+                compile_user_regex(str(self.value), field="value")
+            except VisionError as exc:
+                out.append(("value", str(exc).removeprefix("value: ")))
         return out
 
     async def run(self, inputs: Inputs, ctx: NodeContext) -> dict[str, Any]:
@@ -295,6 +296,7 @@ class PythonCode(Node):
 
     type_name: ClassVar[str] = "python"
     category: ClassVar[str] = "logic"
+    evaluates_code: ClassVar[bool] = True
     branches: ClassVar[tuple[str, ...]] = ANY_BRANCH
     required: ClassVar[tuple[str, ...]] = ("code",)
 
@@ -331,88 +333,3 @@ class PythonCode(Node):
         if "branch" in result:
             result["branch"] = str(result["branch"])
         return result
-
-
-# -- import of the original system's logic nodes -------------------------------------------
-def _map_wait(o: OriginalNode) -> Mapped:
-    out = Mapped([])
-    ms = o.number("duration_ms", 1000)
-    if isinstance(ms, float) and ms >= 0:
-        ms = round(ms)
-    if not isinstance(ms, int) or isinstance(ms, bool):
-        out.problems.append(o.warn("duration_ms", f"not a number of milliseconds: {ms!r}"))
-        ms = 1000
-    out.nodes.append(o.native("wait", {"ms": ms}))
-    return out
-
-
-_OPS = {"set": "set", "increment": "increment", "decrement": "decrement",
-        "incr": "increment", "decr": "decrement", "append": "append"}
-
-
-def _map_variable(o: OriginalNode) -> Mapped:
-    out = Mapped([])
-    op = o.take("operation", "set")
-    if op not in _OPS:
-        out.problems.append(o.warn("operation", f"operation {op!r} has no equivalent "
-                                                f"(supported: {', '.join(_OPS)})"))
-        op = "set"
-    value = o.number("value") if _OPS[op] in ("increment", "decrement") else o.take("value")
-    if value == "":
-        value = None
-    out.nodes.append(o.native("variable", {"variable": o.take("variable_name", ""),
-                                           "operation": _OPS[op], "value": value}))
-    return out
-
-
-_COMPARE = {"==": "==", "=": "==", "equals": "==", "eq": "==", "equal": "==",
-            "!=": "!=", "not_equals": "!=", "ne": "!=", "not_equal": "!=",
-            ">": ">", "gt": ">", "greater_than": ">",
-            ">=": ">=", "ge": ">=", "gte": ">=", "greater_equal": ">=", "greater_than_or_equal": ">=",
-            "<": "<", "lt": "<", "less_than": "<",
-            "<=": "<=", "le": "<=", "lte": "<=", "less_equal": "<=", "less_than_or_equal": "<=",
-            "contains": "contains", "not_contains": "not_contains", "regex": "matches",
-            "matches": "matches"}
-
-
-def _map_condition(o: OriginalNode) -> Mapped:
-    out = Mapped([])
-    kind = o.take("condition_type", "expression")
-    if kind == "variable":
-        op = o.take("compare_operator", "==")
-        if op not in _COMPARE:
-            out.problems.append(o.warn("compare_operator", f"operator {op!r} has no equivalent"))
-            op = "=="
-        value = o.take("compare_value")
-        out.nodes.append(o.native("condition", {
-            "mode": "variable", "variable": o.take("variable_name", ""),
-            "operator": _COMPARE[op], "value": value}))
-    else:
-        out.nodes.append(o.native("condition", {"mode": "expression",
-                                                "expression": o.take("expression", "")}))
-    return out
-
-
-def _map_loop(o: OriginalNode) -> Mapped:
-    out = Mapped([])
-    kind = o.take("loop_type", "count")
-    if kind == "count":
-        count = o.number("count", 1)
-        if not isinstance(count, int) or isinstance(count, bool):
-            out.problems.append(o.warn("count", f"not a whole number: {count!r}"))
-            count = 1
-        out.nodes.append(o.native("loop", {"mode": "count", "count": count}))
-    elif kind == "while":
-        out.nodes.append(o.native("loop", {"mode": "while", "condition": o.take("while_condition", "")}))
-    else:
-        out.problems.append(o.warn("loop_type", f"loop type {kind!r} has no equivalent "
-                                                "(supported: count, while)"))
-    return out
-
-
-register_import_mapper("wait", _map_wait)
-register_import_mapper("variable", _map_variable)
-register_import_mapper("condition", _map_condition,
-                       accepts=lambda o: o.properties.get("condition_type", "expression")
-                       in ("variable", "expression"))
-register_import_mapper("loop", _map_loop)

@@ -19,7 +19,7 @@ from ._base import Node
 from ._registry import register_node
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..engine._context import Inputs, NodeContext
+    from ._base import Inputs, NodeContext
 
 __all__ = ["Source"]
 
@@ -72,8 +72,10 @@ class Source(Node):
             except FrameTimeoutError as exc:
                 shown = redact_url(self.url) if self.url else "the flow's source"
                 new = "new " if self.wait_new_frame and src.latest() is not None else ""
+                err = src.metrics().last_error
+                why = f" (last error: {err})" if err else ""
                 raise NodeError(f"no {new}frame from {shown} "
-                                f"within {self.frame_timeout:g} s", node_id=ctx.node_id,
+                                f"within {self.frame_timeout:g} s{why}", node_id=ctx.node_id,
                                 flow=ctx.flow_name, field="frame_timeout", cause=exc) from exc
         state["seq"], state["source"] = frame.seq, _ref(src)
         return {"frame": frame}

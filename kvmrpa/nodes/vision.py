@@ -30,6 +30,7 @@ import param
 
 from .._errors import FrameTimeoutError, KvmrpaError, NodeError, NodeTimeoutError
 from .._frame import Frame
+from .._limits import model_file_problem, text_file_problem
 from ..vision import (
     MATCH_MODES,
     Detections,
@@ -47,7 +48,7 @@ from ._registry import register_node
 from .image import Crop, FrameNode, Preprocess, as_frame, frame_from_context
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..engine._context import Inputs, NodeContext
+    from ._base import Inputs, NodeContext
 
 __all__ = [
     "Crop",
@@ -133,9 +134,7 @@ class Ocr(FrameNode):
     def _show_relevant(self) -> None:
         tesseract = self.engine == "tesseract" or (
             self.engine == "default" and _settings_engine() == "tesseract")
-        for name in self._RAPID_ONLY:
-            p = self.param[name]
-            p.precedence = abs(p.precedence or 0.8) * (-1 if tesseract else 1)
+        self.show_params((name, not tesseract) for name in self._RAPID_ONLY)
 
     def _engine(self) -> OcrEngine:
         name = None if self.engine == "default" else self.engine
@@ -151,7 +150,10 @@ class Ocr(FrameNode):
     def check(self) -> list[tuple[str, str]]:
         out = super().check()
         for field in ("det_model", "rec_model", "cls_model", "rec_keys"):
-            if (why := _path_problem(getattr(self, field), field.replace("_", " "))) is not None:
+            path, what = getattr(self, field), field.replace("_", " ")
+            why = None if not path else (text_file_problem(path, what) if field == "rec_keys"
+                                         else model_file_problem(path, what))
+            if why is not None:
                 out.append((field, why))
         if not out:
             try:
@@ -246,6 +248,8 @@ class Detect(FrameNode):
         out = super().check()
         if (why := _path_problem(self.names, "names file")) is not None:
             out.append(("names", why))
+        if self.model and (why := model_file_problem(self.model, "model")) is not None:
+            out.append(("model", why))
         if self.model and not out:
             try:
                 self._detector()
@@ -292,12 +296,11 @@ class VisionCondition(FrameNode):
     @param.depends("kind", "match_mode", watch=True, on_init=True)
     def _show_relevant(self) -> None:
         text = self.kind in _TEXT_KINDS
-        for name, shown in (("text", self.kind == "text_found"),
-                            ("match_mode", self.kind == "text_found"),
-                            ("max_distance", self.kind == "text_found" and self.match_mode == "fuzzy"),
-                            ("ignore_case", self.kind == "text_found"),
-                            ("object_label", not text), ("read_if_missing", text)):
-            self.param[name].precedence = abs(self.param[name].precedence or 0.5) * (1 if shown else -1)
+        self.show_params((("text", self.kind == "text_found"),
+                          ("match_mode", self.kind == "text_found"),
+                          ("max_distance", self.kind == "text_found" and self.match_mode == "fuzzy"),
+                          ("ignore_case", self.kind == "text_found"),
+                          ("object_label", not text), ("read_if_missing", text)))
 
     def check(self) -> list[tuple[str, str]]:
         out = super().check()
@@ -390,11 +393,10 @@ class WaitUntil(FrameNode):
         text = self.kind.startswith("text")
         image = self.kind.startswith("image")
         stable = self.kind == "screen_stable"
-        for name, shown in (("text", text), ("match_mode", text),
-                            ("max_distance", text and self.match_mode == "fuzzy"),
-                            ("template", image), ("threshold", image),
-                            ("stable_seconds", stable), ("stable_tolerance", stable)):
-            self.param[name].precedence = abs(self.param[name].precedence or 0.5) * (1 if shown else -1)
+        self.show_params((("text", text), ("match_mode", text),
+                          ("max_distance", text and self.match_mode == "fuzzy"),
+                          ("template", image), ("threshold", image),
+                          ("stable_seconds", stable), ("stable_tolerance", stable)))
 
     def check(self) -> list[tuple[str, str]]:
         out = super().check()
@@ -490,10 +492,3 @@ class WaitUntil(FrameNode):
                                node_id=ctx.node_id, flow=ctx.flow_name, field="wait_timeout")
 
 
-# Registering the other library modules with this one (the registry imports
-# kvmrpa.nodes.vision and kvmrpa.nodes.actions; the source node lives in .source).
-# The original-format mappers of these node types (kvmrpa.engine._import_vision) register
-# on the engine's import mechanism when the node library is loaded.
-from ..engine import _import_vision as _mappers  # noqa: E402,F401
-from . import actions as _actions  # noqa: E402,F401
-from . import source as _source  # noqa: E402,F401

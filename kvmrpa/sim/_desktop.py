@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..kvm.keys import key_char
 from ._fonts import find_font, load_font
 from ._widgets import Button, Checkbox, TextInput, Widget, Window
 
@@ -32,18 +33,6 @@ __all__ = ["DesktopOptions", "SimDesktop"]
 
 log = logging.getLogger("kvmrpa.sim")
 
-# X keysym names of printable keys → the character they type (US layout), and shifted.
-_KEYSYM_CHARS: dict[str, str] = {
-    "space": " ", "minus": "-", "equal": "=", "comma": ",", "period": ".", "slash": "/",
-    "semicolon": ";", "apostrophe": "'", "grave": "`", "bracketleft": "[",
-    "bracketright": "]", "backslash": "\\", "exclam": "!", "at": "@", "numbersign": "#",
-    "dollar": "$", "percent": "%", "asciicircum": "^", "ampersand": "&", "asterisk": "*",
-    "parenleft": "(", "parenright": ")", "underscore": "_", "plus": "+", "colon": ":",
-    "quotedbl": '"', "less": "<", "greater": ">", "question": "?", "braceleft": "{",
-    "braceright": "}", "bar": "|", "asciitilde": "~",
-    **{f"KP_{d}": str(d) for d in range(10)},
-}
-_SHIFTED = dict(zip("1234567890-=,./;'`[]\\", "!@#$%^&*()_+<>?:\"~{}|", strict=True))
 _SHIFT = {"Shift_L", "Shift_R"}
 _CTRL = {"Control_L", "Control_R"}
 _ALT = {"Alt_L", "Alt_R", "Meta_L", "Meta_R"}
@@ -82,12 +71,9 @@ class SimDesktop:
     frames from the ``sim://`` source and send actions through the ``sim://`` driver.
     """
 
-    def __init__(self, options: DesktopOptions, key: str = "") -> None:
-        from ._scenarios import SCENARIOS
-
+    def __init__(self, options: DesktopOptions, build: Callable[[SimDesktop], None],
+                 key: str = "") -> None:
         find_font()  # a missing font is a clear error at creation, not a blank screen later
-        if options.scenario not in SCENARIOS:
-            raise ValueError(f"unknown scenario {options.scenario!r}")
         self.options = options
         self.url = key or f"sim://{options.scenario}"
         self.size: tuple[int, int] = (options.width, options.height)
@@ -116,7 +102,7 @@ class SimDesktop:
         self.show_clock = options.realism
         self.show_pointer = True
         self._pointer_hidden = False  # hidden while typing, like "hide pointer while typing"
-        self._build = SCENARIOS[options.scenario]
+        self._build = build  # the scenario: puts its windows on the desktop
         with self._lock:
             self._build(self)
 
@@ -167,15 +153,33 @@ class SimDesktop:
         with self._lock:
             self._timers.append((time.monotonic() + seconds, fn))
 
-    def reset(self) -> None:
-        """Rebuild the scenario with new positions from the seeded generator."""
+    def reset(self, *, restart: bool = False) -> None:
+        """Rebuild the scenario: nothing pressed, focused or typed, no message.
+
+        By default the positions are new ones from the seeded generator (a scenario
+        starting over). With ``restart`` the desktop goes back to exactly how it was
+        created: the same positions (the generator re-seeded), the pointer on the
+        taskbar, no buttons or modifiers held, no clicks recorded.
+        """
         with self._lock:
             self._windows.clear()
             self._pressed = None
             self._focused = None
             self._timers.clear()
             self._status = ""
+            self.page = ""
             self.vars.clear()
+            if restart:
+                w, h = self.size
+                self.rng = random.Random(self.options.seed)
+                self._pointer = (w * 3 // 4, h - self.u(20))
+                self._pointer_hidden = False
+                self._buttons_down.clear()
+                self._mods.clear()
+                self._last_clicked = None
+                self._last_click_at = None
+                self._clicks.clear()
+                self._scrolled = (0, 0)
             self._resets += 1
             self._build(self)
             self._touch()
@@ -234,7 +238,8 @@ class SimDesktop:
             self._touch()
 
     def scroll(self, dx: int, dy: int) -> None:
-        """Wheel steps (recorded; no scenario scrolls)."""
+        """Wheel steps, positive ``dy`` down and ``dx`` right (recorded in
+        ``state()["scrolled"]``; no scenario scrolls)."""
         with self._lock:
             sx, sy = self._scrolled
             self._scrolled = (sx + dx, sy + dy)
@@ -303,15 +308,7 @@ class SimDesktop:
                 field.insert(ch)
 
     def _char_for(self, key: str) -> str | None:
-        shift = bool(self._mods & _SHIFT)
-        if len(key) == 1 and key.isprintable():
-            if shift and key.isalpha():
-                return key.upper()
-            return _SHIFTED.get(key, key) if shift else key
-        ch = _KEYSYM_CHARS.get(key)
-        if ch is not None and shift:
-            return _SHIFTED.get(ch, ch)
-        return ch
+        return key_char(key, shift=bool(self._mods & _SHIFT))  # the one key table (US layout)
 
     def _focus_next(self, backwards: bool) -> None:
         fields = [w for win in self._windows if win.visible for w in win.widgets

@@ -16,8 +16,7 @@ import time
 import numpy as np
 
 from ..capture import FrameSource
-from ..kvm import DriverCapabilities, InputDriver
-from ..kvm._driver import Calibration, MouseButton
+from ..kvm import Calibration, DriverCapabilities, InputDriver, MouseButton
 from ._desktop import SimDesktop
 from ._realism import Realism
 from ._registry import get_desktop

@@ -3,54 +3,25 @@
 from __future__ import annotations
 
 import functools
-import os
-from pathlib import Path
 
 from PIL import ImageFont
 
-from .._errors import ConfigError
+from .._errors import ConfigError, ModelNotFoundError
 from .._settings import get_settings
+from ..vision import find_cjk_font
 
 __all__ = ["find_font", "load_font"]
 
-_CANDIDATES = (
-    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
-    "/usr/share/fonts/noto-cjk/NotoSansCJK-Regular.ttc",
-    "/usr/share/fonts/google-noto-cjk/NotoSansCJK-Regular.ttc",
-    "/usr/share/fonts/opentype/noto/NotoSansCJKsc-Regular.otf",
-    "/usr/share/fonts/truetype/noto/NotoSansCJK-Regular.ttc",
-    "/System/Library/Fonts/PingFang.ttc",
-    "C:/Windows/Fonts/msyh.ttc",
-)
-
-
 def find_font() -> str:
-    """Path of a CJK font: ``settings.vision.font_path``, the vision helper's lookup, or
-    the usual Noto Sans CJK locations. Raises :class:`ConfigError` when none exists."""
-    configured = get_settings().vision.font_path
-    if configured:
-        if not os.path.isfile(configured):
-            raise ConfigError(f"setting vision.font_path: font file {configured!r} does not exist")
-        return configured
-    try:  # the vision part owns the shared lookup when it is there
-        from ..vision import find_cjk_font  # type: ignore[attr-defined]
-    except ImportError:
-        find_cjk_font = None
-    if find_cjk_font is not None:
-        try:
-            found = find_cjk_font()
-        except Exception:
-            found = None
-        if found and os.path.isfile(str(found)):
-            return str(found)
-    for path in _CANDIDATES:
-        if Path(path).is_file():
-            return path
-    raise ConfigError(
-        "the simulated desktop needs a CJK font (Noto Sans CJK): none found at "
-        + ", ".join(_CANDIDATES[:3])
-        + "; install fonts-noto-cjk or set vision.font_path (KVMRPA_VISION_FONT_PATH)"
-    )
+    """Path of a CJK font (the vision part's lookup: ``settings.vision.font_path`` or an
+    installed Noto Sans CJK). Raises :class:`ConfigError` when none exists."""
+    try:
+        return find_cjk_font()
+    except ModelNotFoundError as exc:
+        if get_settings().vision.font_path:
+            raise ConfigError(f"setting vision.font_path: font file "
+                              f"{get_settings().vision.font_path!r} does not exist") from None
+        raise ConfigError(f"the simulated desktop needs a CJK font: {exc}") from None
 
 
 def _face_index(path: str) -> int:

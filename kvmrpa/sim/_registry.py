@@ -13,12 +13,13 @@ import threading
 import weakref
 
 from .._errors import UrlError
-from .._settings import get_settings
+from .._options import url_option
+from .._settings import SimSettings, get_settings
 from .._urls import query_params, redact_url, split_url
 from ._desktop import DesktopOptions, SimDesktop
 from ._scenarios import SCENARIOS
 
-__all__ = ["get_desktop", "parse_sim_url", "sim_key"]
+__all__ = ["get_desktop", "parse_sim_url", "reset", "sim_key"]
 
 _PARAMS = ("seed", "fps", "width", "height", "realism", "reset")
 _lock = threading.Lock()
@@ -41,7 +42,7 @@ def parse_sim_url(url: str) -> tuple[DesktopOptions, str]:
     parts = split_url(url)
     if parts.scheme.lower() != "sim":
         raise UrlError(f"{redact_url(url)}: not a sim:// URL")
-    scenario = (parts.netloc or parts.path.strip("/") or "desktop").lower()
+    scenario = (parts.netloc.rpartition("@")[2] or parts.path.strip("/") or "desktop").lower()
     if scenario not in SCENARIOS:
         raise UrlError(f"{redact_url(url)}: unknown scenario {scenario!r}; "
                        f"known: {', '.join(SCENARIOS)}")
@@ -51,15 +52,8 @@ def parse_sim_url(url: str) -> tuple[DesktopOptions, str]:
         raise UrlError(f"{redact_url(url)}: unknown parameter(s) {', '.join(unknown)}; "
                        f"known: {', '.join(_PARAMS)}")
     sim = get_settings().sim
-    realism_raw = params.get("realism")
-    if realism_raw is None:
-        realism = bool(sim.realism)
-    elif realism_raw.lower() in ("1", "true", "yes", "on"):
-        realism = True
-    elif realism_raw.lower() in ("0", "false", "no", "off"):
-        realism = False
-    else:
-        raise UrlError(f"{redact_url(url)}: realism={realism_raw!r} must be 0 or 1")
+    realism = url_option(url, "realism", SimSettings.param.realism, bool(sim.realism),
+                         query=params)
     seed = (int(_number(url, "seed", params["seed"], 0, 2**63 - 1, True))
             if "seed" in params else None)
     options = DesktopOptions(
@@ -77,10 +71,23 @@ def parse_sim_url(url: str) -> tuple[DesktopOptions, str]:
 def sim_key(url: str) -> str:
     """The canonical name of the desktop a URL addresses (parameter order ignored)."""
     parts = split_url(url)
-    scenario = (parts.netloc or parts.path.strip("/") or "desktop").lower()
+    scenario = (parts.netloc.rpartition("@")[2] or parts.path.strip("/") or "desktop").lower()
     params = query_params(url)
     query = "&".join(f"{k}={params[k]}" for k in sorted(params))
     return f"sim://{scenario}" + (f"?{query}" if query else "")
+
+
+def reset(url: str) -> bool:
+    """Put the desktop ``url`` addresses back to how it was created (same positions,
+    nothing pressed, typed or shown in the taskbar), for a notebook or a test that runs
+    again. Returns False when no such desktop is open (the next one starts fresh)."""
+    _, key = parse_sim_url(url)
+    with _lock:
+        desktop = _desktops.get(key)
+    if desktop is None:
+        return False
+    desktop.reset(restart=True)
+    return True
 
 
 def get_desktop(url: str) -> SimDesktop:
@@ -89,6 +96,6 @@ def get_desktop(url: str) -> SimDesktop:
     with _lock:
         desktop = _desktops.get(key)
         if desktop is None:
-            desktop = SimDesktop(options, key)
+            desktop = SimDesktop(options, SCENARIOS[options.scenario], key)
             _desktops[key] = desktop
         return desktop

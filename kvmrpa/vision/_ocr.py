@@ -360,6 +360,7 @@ class TesseractEngine(OcrEngine):
         return f"TesseractEngine(lang={self.lang!r}, psm={self.psm}, upscale={self.upscale:g})"
 
 
+#: OCR engine name -> its class (``settings.vision.ocr_engine`` names one).
 OCR_ENGINES: dict[str, type[OcrEngine]] = {
     "rapidocr": RapidOcrEngine,
     "tesseract": TesseractEngine,

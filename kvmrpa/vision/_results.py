@@ -322,6 +322,14 @@ class _Results(Sequence[T], Generic[T]):
             raise TypeError(f"to_source needs a Frame, got {type(frame).__name__}")
         return self._mapped(frame.offset, frame.scale)
 
+    def from_source(self, frame: Frame) -> Self:
+        """Map every box from the full source frame's pixels into ``frame``'s pixels
+        (:meth:`to_source` inverted, through :meth:`Frame.from_source`'s mapping)."""
+        if not isinstance(frame, Frame):
+            raise TypeError(f"from_source needs a Frame, got {type(frame).__name__}")
+        ox, oy = frame.from_source(0, 0)
+        return self._mapped((ox, oy), 1.0 / frame.scale)
+
     def _mapped(self, offset: tuple[float, float], scale: float) -> Self:
         if offset == (0, 0) and scale == 1.0:
             return self

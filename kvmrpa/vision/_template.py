@@ -11,6 +11,7 @@ the template by the ratio, so a template cut at 1920x1080 still matches at 1280x
 from __future__ import annotations
 
 import json
+import math
 import os
 import threading
 from dataclasses import dataclass, replace
@@ -22,12 +23,15 @@ import numpy as np
 
 from .._errors import ModelNotFoundError, VisionError
 from .._frame import Frame
+from .._limits import check_image_header, loads_strict
 from ._geometry import Box, as_box, clip_roi
 from ._image import ImageLike, to_bgr
 
 __all__ = ["Template", "load_template"]
 
 _CHUNK = "kvmrpa-template"
+#: Largest side (and click offset) a template's metadata may name, in pixels.
+_MAX_SIDE = 100_000
 _FORMAT = 1
 
 
@@ -36,10 +40,10 @@ def _size(value: object, what: str) -> tuple[int, int] | None:
         return None
     try:
         w, h = (int(v) for v in value)  # type: ignore[union-attr]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise VisionError(f"template {what} must be (width, height), got {value!r}") from None
-    if w <= 0 or h <= 0:
-        raise VisionError(f"template {what} must be positive, got {value!r}")
+    if not (0 < w <= _MAX_SIDE and 0 < h <= _MAX_SIDE):
+        raise VisionError(f"template {what} must be within 1..{_MAX_SIDE}, got {value!r}")
     return w, h
 
 
@@ -93,11 +97,17 @@ class Template:
         if self.click_offset is not None:
             try:
                 cx, cy = (int(v) for v in self.click_offset)
-            except (TypeError, ValueError):
+                if abs(cx) > _MAX_SIDE or abs(cy) > _MAX_SIDE:
+                    raise ValueError
+            except (TypeError, ValueError, OverflowError):
                 raise VisionError(f"template {self.name!r}: click_offset must be (x, y), "
                                   f"got {self.click_offset!r}") from None
             object.__setattr__(self, "click_offset", (cx, cy))
-        if self.threshold is not None and not -1.0 <= float(self.threshold) <= 1.0:
+        try:
+            threshold = None if self.threshold is None else float(self.threshold)
+        except (TypeError, ValueError, OverflowError):
+            threshold = math.nan
+        if threshold is not None and not -1.0 <= threshold <= 1.0:
             raise VisionError(f"template {self.name!r}: threshold must be within [-1, 1], "
                               f"got {self.threshold!r}")
 
@@ -186,7 +196,7 @@ class Template:
         else:
             pil = Image.fromarray(rgb, "RGB")
         info = PngImagePlugin.PngInfo()
-        meta = json.dumps(self.metadata(), ensure_ascii=False)
+        meta = json.dumps(self.metadata(), ensure_ascii=False, allow_nan=False)
         info.add_itxt(_CHUNK, meta)
         tmp = p.with_name(f".{p.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
@@ -245,6 +255,7 @@ def load_template(path: str | os.PathLike[str]) -> Template:
         hit = _cache.get(key)
         if hit is not None and hit[0] == stamp:
             return hit[1]
+    check_image_header(p, "template", VisionError)  # before anything is decoded
     try:
         with Image.open(p) as pil:
             pil.load()
@@ -254,11 +265,16 @@ def load_template(path: str | os.PathLike[str]) -> Template:
                                          else "RGB"))
     except (UnidentifiedImageError, OSError) as exc:
         raise VisionError(f"template {str(p)!r} is not a readable image: {exc}") from None
-    meta: dict[str, Any] = {}
-    if _CHUNK in text:
-        meta = json.loads(text[_CHUNK])
-    elif p.with_suffix(".json").is_file():
-        meta = json.loads(p.with_suffix(".json").read_text(encoding="utf-8"))
+    meta: Any = {}
+    try:
+        if _CHUNK in text:
+            meta = loads_strict(text[_CHUNK])
+        elif p.with_suffix(".json").is_file():
+            meta = loads_strict(p.with_suffix(".json").read_text(encoding="utf-8"))
+    except (ValueError, OSError, RecursionError) as exc:
+        raise VisionError(f"template {str(p)!r}: unreadable metadata: {exc}") from None
+    if not isinstance(meta, dict):
+        raise VisionError(f"template {str(p)!r}: its metadata is not a JSON object")
     mask = None
     if arr.shape[2] == 4:
         mask = arr[:, :, 3]

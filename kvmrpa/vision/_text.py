@@ -14,22 +14,36 @@ import unicodedata
 from collections.abc import Callable
 from typing import Literal
 
-from .._errors import VisionError
+import regex as _regex
+
+from .._errors import PatternTimeoutError, VisionError
 
 __all__ = [
     "MATCH_MODES",
+    "MAX_PATTERN",
     "MatchMode",
+    "UserRegex",
     "compile_text_matcher",
+    "compile_user_regex",
     "edit_distance",
     "normalize_text",
     "substring_distance",
     "text_matches",
 ]
 
+#: How a text is compared with the wanted one.
 MatchMode = Literal["contains", "exact", "regex", "fuzzy"]
+#: The :data:`MatchMode` values, in the order forms show them.
 MATCH_MODES: tuple[str, ...] = ("contains", "exact", "regex", "fuzzy")
 
 _SPACE = re.compile(r"\s+")
+
+#: Longest text pattern or regular expression accepted.
+MAX_PATTERN = 4096
+#: Largest count in ``{m,n}``, and the largest product of all counts of one pattern.
+MAX_REPEAT = 1000
+MAX_REPEAT_PRODUCT = 100_000
+_COUNTED = re.compile(r"(?<!\\)\{(\d+)(?:,(\d*))?\}")
 
 
 def normalize_text(text: str, *, ignore_case: bool = False, drop_spaces: bool = False) -> str:
@@ -69,28 +83,84 @@ def substring_distance(pattern: str, text: str) -> int:
     return min(prev)
 
 
+class UserRegex:
+    """A user-supplied regular expression that runs with a time budget.
+
+    Compiled with the ``regex`` module (the syntax of :mod:`re`), each :meth:`search`
+    may take ``settings.vision.regex_timeout`` seconds (100 ms at most) before it raises
+    :class:`PatternTimeoutError` naming the field; a catastrophic pattern such as
+    ``((.*)*)*X`` fails its node instead of freezing the process.
+    """
+
+    __slots__ = ("_rx", "field", "pattern")
+
+    def __init__(self, pattern: str, *, ignore_case: bool = False, field: str = "pattern") -> None:
+        if not isinstance(pattern, str):
+            raise VisionError(f"a regular expression must be a string, "
+                              f"got {type(pattern).__name__}")
+        if len(pattern) > MAX_PATTERN:
+            raise VisionError(f"regular expression of {len(pattern)} characters; "
+                              f"the limit is {MAX_PATTERN}")
+        repeat = 1
+        for m in _COUNTED.finditer(pattern):
+            count = max(int(n) if len(n) <= 9 else MAX_REPEAT + 1 for n in m.groups() if n)
+            if count > MAX_REPEAT:
+                raise VisionError(f"repetition {m.group(0)} in {pattern!r} exceeds "
+                                  f"{MAX_REPEAT}")
+            repeat *= max(count, 1)
+            if repeat > MAX_REPEAT_PRODUCT:
+                raise VisionError(f"too many counted repetitions in {pattern!r} "
+                                  f"(their product exceeds {MAX_REPEAT_PRODUCT})")
+        try:
+            self._rx = _regex.compile(pattern, _regex.IGNORECASE if ignore_case else 0)
+        except (_regex.error, OverflowError, ValueError, RecursionError) as exc:
+            raise VisionError(f"invalid regex {pattern!r}: {exc}") from None
+        self.pattern = pattern
+        self.field = field
+
+    def search(self, text: str) -> bool:
+        """Whether the pattern occurs in ``text`` (within the time budget)."""
+        from .._settings import get_settings
+
+        budget = min(0.1, float(get_settings().vision.regex_timeout))
+        try:
+            return self._rx.search(str(text), timeout=budget) is not None
+        except TimeoutError:
+            raise PatternTimeoutError(
+                f"regular expression {self.pattern!r} ran past its "
+                f"{budget * 1000:g} ms budget on a text of {len(str(text))} characters",
+                field=self.field) from None
+
+
+def compile_user_regex(pattern: str, *, ignore_case: bool = False,
+                       field: str = "pattern") -> UserRegex:
+    """A :class:`UserRegex` for ``pattern``; a bad pattern raises :class:`VisionError`
+    naming ``field``."""
+    return UserRegex(pattern, ignore_case=ignore_case, field=field)
+
+
 def compile_text_matcher(
     pattern: str,
     mode: MatchMode = "contains",
     *,
     max_distance: int | None = None,
     ignore_case: bool = False,
+    field: str = "text",
 ) -> Callable[[str], bool]:
     """Build a predicate ``text -> bool`` for ``pattern`` under ``mode``.
 
     ``max_distance`` is used by ``fuzzy`` only; its default allows one edit per four
     characters of the (normalised) pattern, and at least one. A bad mode or regex
     raises :class:`VisionError` here, before any frame is read, so that a node can
-    report it at validation.
+    report it at validation. A regex runs under :func:`compile_user_regex`'s time budget
+    (:class:`PatternTimeoutError` naming ``field`` when exceeded).
     """
     if not isinstance(pattern, str):
         raise VisionError(f"text pattern must be a string, got {type(pattern).__name__}")
+    if len(pattern) > MAX_PATTERN:
+        raise VisionError(f"text pattern is {len(pattern)} characters; the limit is {MAX_PATTERN}")
     if mode == "regex":
-        try:
-            rx = re.compile(pattern, re.IGNORECASE if ignore_case else 0)
-        except re.error as exc:
-            raise VisionError(f"invalid regex {pattern!r}: {exc}") from None
-        return lambda text: rx.search(text) is not None
+        return compile_user_regex(pattern, ignore_case=ignore_case, field=field).search
     if mode == "exact":
         want = normalize_text(pattern, ignore_case=ignore_case)
         return lambda text: normalize_text(text, ignore_case=ignore_case) == want

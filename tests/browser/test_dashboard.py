@@ -40,15 +40,15 @@ def test_live_view_streams_without_console_errors(serve_dashboard, page, artifac
         canvas.wait_for(timeout=60_000)
         wait_for(lambda: int(canvas.get_attribute("data-frame-seq")) > 0, what="first frame")
         s0 = int(canvas.get_attribute("data-frame-seq"))
-        time.sleep(2.0)
+        p.wait_for_timeout(2000)  # time.sleep would stall the routed page
         s1 = int(canvas.get_attribute("data-frame-seq"))
         shoot(p, artifacts_dir, "live")
         assert s1 - s0 >= 20, f"data-frame-seq advanced by {s1 - s0} in 2 s"
         assert p.get_by_label("Flow status").inner_text() == "idle"
-        # The flows list has the three scenarios, the first one selected.
-        radios = p.get_by_role("radio")
-        assert radios.count() == 3
-        assert p.get_by_role("radio", name="scenario1").is_checked()
+        # The flows are tabs: the three scenarios, the first one selected.
+        tabs = p.get_by_role("tab")
+        assert tabs.count() == 3
+        assert p.get_by_role("tab", name="scenario1").get_attribute("aria-selected") == "true"
         # Drag a region on the video and save it as a template (the name is prompted).
         box = canvas.bounding_box()
         p.mouse.move(box["x"] + 100, box["y"] + 100)
@@ -77,10 +77,10 @@ def test_run_scenario1_to_ok(serve_dashboard, page, artifacts_dir) -> None:
         p = page.page
         p.goto(server.url)
         p.get_by_label("Live view").wait_for(timeout=60_000)
-        p.get_by_role("radio", name="scenario1").check()
+        p.get_by_role("tab", name="scenario1").click()
         status = p.get_by_label("Flow status")
         wait_for(lambda: len(node_states(p)) >= 2, what="flow graph")
-        p.get_by_role("button", name="Run", exact=True).click()
+        p.get_by_role("button", name="Run once", exact=True).click()
         wait_for(lambda: status.inner_text() != "idle", what="run start")
         shoot(p, artifacts_dir, "scenario1-running")
         wait_for(lambda: status.inner_text() in ("ok",) or status.inner_text().startswith("failed"),
@@ -99,13 +99,13 @@ def test_breakpoint_step_continue(serve_dashboard, page, artifacts_dir) -> None:
         p = page.page
         p.goto(server.url)
         p.get_by_label("Live view").wait_for(timeout=60_000)
-        p.get_by_role("radio", name="scenario1").check()
+        p.get_by_role("tab", name="scenario1").click()
         wait_for(lambda: len(node_states(p)) >= 2, what="flow graph")
         order = list(node_states(p))
         target = order[1]
         p.get_by_role("checkbox", name=target, exact=True).check()
         status = p.get_by_label("Flow status")
-        p.get_by_role("button", name="Run", exact=True).click()
+        p.get_by_role("button", name="Run once", exact=True).click()
         wait_for(lambda: status.inner_text() == "paused", timeout=90, what="pause at breakpoint")
         wait_for(lambda: node_states(p)[target] == "paused", what=f"{target} paused")
         shoot(p, artifacts_dir, "breakpoint-paused")
@@ -128,7 +128,10 @@ def test_breakpoint_step_continue(serve_dashboard, page, artifacts_dir) -> None:
 
 def test_auth_required_off_loopback_and_login_page(serve_dashboard, tmp_path) -> None:
     auth = tmp_path / "users"
-    auth.write_text("# users\nalice:s3cret\n", encoding="utf-8")
+    from kvmrpa._auth import set_account
+
+    auth.write_text("# users\n", encoding="utf-8")
+    set_account(auth, "alice", "s3cret", "viewer")
     with serve_dashboard("--auth-file", str(auth), ready_status=(200, 302)) as server:
         r = httpx.get(server.url, follow_redirects=False, timeout=10)
         assert r.status_code == 302 and "login" in r.headers["location"]
@@ -184,6 +187,11 @@ def test_notebook_serves_the_same_dashboard(serve_dashboard, page) -> None:
         canvas = p.get_by_label("Live view")
         canvas.wait_for(timeout=60_000)
         wait_for(lambda: int(canvas.get_attribute("data-frame-seq")) > 0, what="first frame")
-        assert p.get_by_role("radio").count() == 3
+        # 03 serves notebooks/my-flows: the flow saved by 01, or the copied scenario flow
+        folder = Path(__file__).resolve().parents[2] / "notebooks" / "my-flows"
+        names = sorted(f.stem for f in folder.glob("*.json"))
+        assert names, "03 left no flow in notebooks/my-flows"
+        assert p.get_by_role("tab").count() == len(names)
+        assert p.get_by_role("tab", name=names[0]).get_attribute("aria-selected") == "true"
         assert p.get_by_label("Flow status").inner_text() == "idle"
         assert page.errors == []

@@ -84,3 +84,61 @@ def test_a_new_stream_is_drawn_even_with_lower_seqs(page) -> None:
     }""")
     assert all(abs(v - 220) <= 6 for v in pixel), pixel
     assert page.errors == []
+
+
+def test_the_wheel_in_the_browser_scrolls_the_simulator_the_same_way(page) -> None:
+    # End to end: a real wheel event in Chromium -> the view's message -> LiveView's
+    # console mode -> the sim:// driver -> the simulated desktop's scroll position.
+    from kvmrpa.widgets import LiveView
+
+    from kvmrpa.capture import open_source, release_source
+    from kvmrpa.kvm import open_driver, release_driver
+    from kvmrpa.sim import get_desktop
+
+    p = page.page
+    p.set_content("<html><body></body></html>")
+    module_b64 = base64.b64encode(ESM.encode()).decode()
+    p.add_script_tag(content=HARNESS.replace("MODULE_B64", json.dumps(module_b64)), type="module")
+    p.wait_for_function("window.kvReady === true", timeout=30_000)
+    p.evaluate("window.kvModel.console = true")
+    frame = {"stream": 1, "seq": 1, "width": 160, "height": 90, "frame_width": 160,
+             "frame_height": 90, "wall": 0}
+    p.evaluate(EMIT, [frame, jpeg_b64(128)])
+    p.wait_for_function("document.querySelector('canvas').dataset.frameSeq === '1'",
+                        timeout=10_000)
+    box = p.get_by_label("Live view").bounding_box()
+    p.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+
+    def wheel(delta: float) -> dict:
+        before = p.evaluate("window.kvModel.sent.length")
+        p.mouse.wheel(0, delta)  # positive deltaY: the page would scroll down
+        p.wait_for_function(f"window.kvModel.sent.length > {before}", timeout=10_000)
+        msg = p.evaluate("window.kvModel.sent[window.kvModel.sent.length - 1]")
+        assert msg["kind"] == "wheel"
+        return msg
+
+    url = "sim://desktop?seed=5"
+    src, drv = open_source(url), open_driver(url)
+    lv = LiveView(src, driver=drv, console=True)
+    desktop = get_desktop(url)
+    try:
+        start = desktop.state()["scrolled"][1]
+        assert lv.forward_input(wheel(120))
+        wait_for(lambda: desktop.state()["scrolled"][1] == start + 1)  # down
+        assert lv.forward_input(wheel(-120))
+        assert lv.forward_input(wheel(-120))
+        wait_for(lambda: desktop.state()["scrolled"][1] == start - 1)  # up, twice
+    finally:
+        lv.console = False
+        release_driver(drv)
+        release_source(src)
+    assert page.errors == []
+
+
+def wait_for(cond, timeout: float = 10.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not met"
+        time.sleep(0.02)

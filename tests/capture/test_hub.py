@@ -9,6 +9,7 @@ import pytest
 
 from kvmrpa import CaptureError, UrlError
 from kvmrpa.capture import (
+    SOURCES,
     FrameSource,
     SourceHub,
     SourceState,
@@ -37,8 +38,8 @@ class Counting:
 @pytest.fixture
 def counting() -> Iterator[Counting]:
     factory = Counting()
-    register_source("counting", factory)
-    yield factory
+    with SOURCES.temporarily("counting", factory):
+        yield factory
     for src in factory.built:
         src.stop()
 

@@ -80,3 +80,14 @@ def test_opens_are_serialised_by_the_lock() -> None:
     for t in threads:
         t.join()
     assert most == 1
+
+
+def test_reader_option_defaults_are_the_capture_settings_defaults() -> None:
+    from dataclasses import fields
+
+    from kvmrpa._settings import CaptureSettings
+    from kvmrpa.capture import ReaderOptions
+
+    defaults = ReaderOptions()
+    for f in fields(ReaderOptions):
+        assert getattr(defaults, f.name) == CaptureSettings.param[f.name].default, f.name

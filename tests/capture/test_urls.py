@@ -14,7 +14,9 @@ from kvmrpa.kvm._dryrun import DryRunDriver
     ("rtsp://admin:p@ss@10.0.0.1:554/live", "rtsp://admin:***@10.0.0.1:554/live"),
     ("rtsp://admin:a@b@c@cam/x?y=1", "rtsp://admin:***@cam/x?y=1"),
     ("vnc://se@cret@127.0.0.1:5900", "vnc://***@127.0.0.1:5900"),
-    ("rtsp://u:pw@h/a@b", "rtsp://u:***@h/a@b"),
+    # a password may hold "/": after "user:" the credentials run to the last "@"
+    ("rtsp://u:pw@h/a@b", "rtsp://u:***@b"),
+    ("rtsp://u:p/w#x?y z@h/a", "rtsp://u:***@h/a"),
     ("rtsp://h/p@x", "rtsp://h/p@x"),
     ("http://h/?access_token=zz&a=1", "http://h/?access_token=***&a=1"),
     ("http://h/?api_key=k#top", "http://h/?api_key=***#top"),
@@ -27,9 +29,13 @@ def test_redaction_hides_the_whole_password(url: str, shown: str) -> None:
         assert password not in redact_url(url)
 
 
-def test_redaction_inside_a_message_stops_at_whitespace() -> None:
+def test_redaction_inside_a_message_errs_on_the_side_of_hiding() -> None:
+    # a password may hold spaces: a later "@" on the same line hides what is between
     text = "cannot open rtsp://u:p@ss@cam/x: write to ops@example.org"
-    assert redact_url(text) == "cannot open rtsp://u:***@cam/x: write to ops@example.org"
+    assert redact_url(text) == "cannot open rtsp://u:***@example.org"
+    # a URL without credentials is left alone, and so is the next line
+    assert redact_url("rtsp://cam/x: ask ops@example.org") == "rtsp://cam/x: ask ops@example.org"
+    assert redact_url("rtsp://u:p@cam/x\nops@example.org") == "rtsp://u:***@cam/x\nops@example.org"
 
 
 def test_secret_parameter_names() -> None:

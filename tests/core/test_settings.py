@@ -112,3 +112,25 @@ def test_cli_config_file_option(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     line = next(ln for ln in out.stdout.splitlines() if ln.startswith("stream.jpeg_quality"))
     assert "55" in line and f"(file {cfg})" in line
+
+
+def test_one_boolean_and_url_option_parser_for_settings_and_urls() -> None:
+    import param
+    import pytest
+
+    from kvmrpa import UrlError
+    from kvmrpa._options import url_option
+    from kvmrpa._settings import SimSettings, parse_bool
+
+    assert [parse_bool(w) for w in ("1", "TRUE", " yes", "On")] == [True] * 4
+    assert [parse_bool(w) for w in ("0", "False", "no", "OFF")] == [False] * 4
+    with pytest.raises(ValueError):
+        parse_bool("maybe")
+    url = "sim://desktop?realism=off&fps=30&bad=x"
+    assert url_option(url, "realism", SimSettings.param.realism) is False
+    assert url_option(url, "missing", SimSettings.param.realism) is True  # its default
+    assert url_option(url, "fps", SimSettings.param.fps) == 30.0
+    with pytest.raises(UrlError, match=r"bad='x' must be 0 or 1"):
+        url_option(url, "bad", param.Boolean())
+    with pytest.raises(UrlError, match=r"fps='30' must be a number within \[1, 10\]"):
+        url_option(url, "fps", param.Number(default=1, bounds=(1, 10)))

@@ -32,7 +32,9 @@ def test_run_json_contract(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
                  "--input", "vnc://${env:NOPE}@127.0.0.1:5999", "--var", "n=10"])
     assert code == 0
     out = json.loads(capsys.readouterr().out)
-    assert list(out) == ["flow", "status", "passes", "error", "nodes", "variables", "actions", "source"]
+    assert list(out) == ["flow", "status", "passes", "error", "nodes", "variables", "actions",
+                         "source", "outcome"]
+    assert out["outcome"] == "ok · nothing done (c → false; 1 skipped)"
     assert out["flow"] == "contract" and out["status"] == "ok" and out["passes"] == 2
     assert out["error"] is None and out["variables"] == {"n": 12} and out["actions"] == []
     assert set(out["nodes"]) == {"inc", "c", "never"}
@@ -102,7 +104,7 @@ def test_ctrl_c_stops_cleanly(tmp_path: Path) -> None:
     assert returncode == 130, err
     assert "Traceback" not in err
     data = json.loads(out)
-    assert data["status"] == "stopped" and data["nodes"]["w"]["status"] == "failed"
+    assert data["status"] == "stopped" and data["nodes"]["w"]["status"] == "stopped"
     assert data["nodes"]["mark"]["status"] == "done"
 
 

@@ -206,7 +206,7 @@ def test_stop_cancels_in_flight_work_and_releases_sources(monkeypatch: pytest.Mo
         time.sleep(0.025)
     result = run.stop(timeout=10)
     assert result is not None and result.status == "stopped"
-    assert result.nodes["w"]["status"] == "failed" and result.nodes["next"]["status"] == "pending"
+    assert result.nodes["w"]["status"] == "stopped" and result.nodes["next"]["status"] == "pending"
     assert "stopped" in str(run.nodes["w"].error)
     assert len(opened) == 1 and opened[0].released == 1
     assert "${env:HOME}" not in opened[0].url  # resolved for the open only

@@ -101,7 +101,7 @@ def test_cli_run_accepts_the_original_format(tmp_path: Path, capsys: pytest.Capt
 
 
 def test_other_modules_extend_the_import_with_their_own_mappers() -> None:
-    from kvmrpa.nodes import Mapped, OriginalNode, register_import_mapper
+    from kvmrpa.legacy import Mapped, OriginalNode, register_import_mapper
 
     def map_double(o: OriginalNode) -> Mapped:
         ms = o.number("ms", 1)

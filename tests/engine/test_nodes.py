@@ -243,7 +243,7 @@ def test_a_lookup_during_the_first_registry_load_waits_for_it(
 
     monkeypatch.setattr(_registry, "_entry_points_loaded", False)
     monkeypatch.setattr(_registry, "_load_builtins", slow_builtins)
-    monkeypatch.delitem(_registry._types, "test_late_type", raising=False)
+    _registry.unregister_node("test_late_type")
     loader = threading.Thread(target=_registry.node_types)
     loader.start()
     assert entered.wait(20)
@@ -255,4 +255,4 @@ def test_a_lookup_during_the_first_registry_load_waits_for_it(
     lookup.join(20)
     loader.join(20)
     assert found == [LateType]
-    monkeypatch.delitem(_registry._types, "test_late_type")
+    _registry.unregister_node("test_late_type")

@@ -14,6 +14,7 @@ import pytest
 
 from kvmrpa.cli import main
 from kvmrpa.engine import Flow
+from kvmrpa.nodes import resolve_env_refs
 
 from ._screens import Screen
 from .test_import import DATA, load_doc
@@ -64,13 +65,13 @@ def test_convert_replaces_the_password_by_an_env_reference(tmp_path: Path,
     assert "hunter2" not in text and "hunter2" not in err
     data = json.loads(text)
     kvm = next(n for n in data["nodes"] if n["id"] == "kvm")
-    assert kvm["params"]["url"] == "rtsp://admin:${env:KVMRPA_KVM_PASSWORD}@192.168.1.50:554/1"
-    assert data["source"] == kvm["params"]["url"]
+    assert "url" not in kvm.get("params", {})  # the flow's one device: the node reads the flow's source
+    assert data["source"] == "rtsp://admin:${env:KVMRPA_KVM_PASSWORD}@192.168.1.50:554/1"
     assert "set KVMRPA_KVM_PASSWORD" in err
     flow = Flow.load(out)
     monkeypatch.setenv("KVMRPA_KVM_PASSWORD", "s3cret")
-    assert flow["kvm"].resolved("kvm").url == "rtsp://admin:s3cret@192.168.1.50:554/1"
-    assert flow["kvm"].url.endswith("${env:KVMRPA_KVM_PASSWORD}@192.168.1.50:554/1")
+    assert resolve_env_refs(flow.source or "") == "rtsp://admin:s3cret@192.168.1.50:554/1"
+    assert flow["kvm"].url == ""
 
 
 def test_convert_replaces_a_password_holding_a_raw_at_sign_whole(
@@ -85,8 +86,7 @@ def test_convert_replaces_a_password_holding_a_raw_at_sign_whole(
     assert main(["convert", str(src), str(out)]) == 0
     text = out.read_text(encoding="utf-8")
     assert "p@ss" not in text and "ss@10" not in text
-    cam = next(n for n in json.loads(text)["nodes"] if n["id"] == "cam")
-    assert cam["params"]["url"] == "rtsp://admin:${env:KVMRPA_CAM_PASSWORD}@10.0.0.5:554/live"
+    assert json.loads(text)["source"] == "rtsp://admin:${env:KVMRPA_CAM_PASSWORD}@10.0.0.5:554/live"
     assert "p@ss" not in capsys.readouterr().err
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -142,6 +143,9 @@ def test_source_waits_for_a_newer_frame_only_from_the_same_source() -> None:
             if after is None or self.frame.seq > after:  # captured now, like a live source
                 return Frame(self.frame.image, seq=self.frame.seq)
             raise FrameTimeoutError(f"no frame after {after}")
+
+        def metrics(self) -> Any:
+            return SimpleNamespace(last_error=None)
 
     class _Ctx:
         node_id, flow_name = "src", "f"

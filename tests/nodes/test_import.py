@@ -12,8 +12,7 @@ import pytest
 
 from kvmrpa import FlowValidationError
 from kvmrpa.engine import Flow
-from kvmrpa.engine._import import import_original
-from kvmrpa.engine._import_vision import resolve_blackboard
+from kvmrpa.legacy import import_original, resolve_blackboard
 
 from ._screens import Screen, blank
 
@@ -128,7 +127,8 @@ def test_detection_flow_without_the_label_switches_windows(tmp_path: Path, dialo
 
 def test_kvm_source_reports_the_plain_password() -> None:
     flow = Flow.from_dict(load_doc("kvm_password"))
-    assert flow["kvm"].url == "rtsp://admin:hunter2-secret@192.168.1.50:554/1"
+    assert flow.source == "rtsp://admin:hunter2-secret@192.168.1.50:554/1"
+    assert flow["kvm"].url == ""  # the flow's one device: the node reads the flow's source
     assert flow["kvm"].wait_new_frame is True
     warned = {(w.node, w.field): w.message for w in flow.import_warnings}
     assert "${env:KVMRPA_KVM_PASSWORD}" in warned[("kvm", "properties.password")]
@@ -195,6 +195,7 @@ def _one(type_name: str, **props: Any) -> tuple[dict[str, Any], list[Any], list[
         {"id": "n", "type": type_name, "label": "", "x": 0, "y": 0, "properties": props}],
         "edges": [], "variables": {}, "created_at": "", "updated_at": ""}
     native, warnings, problems = import_original(doc)
+    _one.source = native.get("source")  # type: ignore[attr-defined]
     # One node alone reads a blackboard nobody wrote; that pass has its own tests above.
     problems = [p for p in problems if "no frame to read" not in p.message
                 and "runs before it" not in p.message]
@@ -205,8 +206,9 @@ def _one(type_name: str, **props: Any) -> tuple[dict[str, Any], list[Any], list[
 def test_mapper_details() -> None:
     node, warnings, problems = _one("kvm_source", ip="10.0.0.9", port="8554", channel="live",
                                     username="ops", password="${env:KVM_PW}", wait_new_frame=False)
-    assert node["params"] == {"url": "rtsp://ops:${env:KVM_PW}@10.0.0.9:8554/live",
-                              "wait_new_frame": False}
+    # the flow's one device becomes the flow's source; the node reads the flow's source
+    assert node["params"] == {"wait_new_frame": False}
+    assert _one.source == "rtsp://ops:${env:KVM_PW}@10.0.0.9:8554/live"  # type: ignore[attr-defined]
     assert problems == [] and not any(w.field == "properties.password" for w in warnings)
     node, warnings, _ = _one("rtsp_source", url="rtsp://u:pw@cam/1")
     assert [w.field for w in warnings] == ["properties.url"]
@@ -237,3 +239,50 @@ def test_mapper_details() -> None:
     node, _w, _p = _one("condition", condition_type="variable", variable_name="n",
                         compare_operator=">", compare_value=2)
     assert node["type"] == "condition"  # the engine's own mapper keeps the logic kinds
+
+
+def _device_doc(*sources: tuple[str, dict[str, Any]]) -> dict[str, Any]:
+    nodes = [{"id": nid, "type": kind, "x": 0, "y": 0, "properties": props}
+             for nid, (kind, props) in zip(("cam", "cam2"), sources, strict=False)]
+    nodes.append({"id": "crop", "type": "image_crop", "x": 1, "y": 0,
+                  "properties": {"x": 0, "y": 0, "width": 8, "height": 8}})
+    edges = [{"source": n["id"], "target": "crop"} for n in nodes[:-1]]
+    return {"id": "dev", "name": "dev", "version": "1.0", "nodes": nodes, "edges": edges}
+
+
+def test_an_imported_flow_runs_on_the_source_given_on_the_command_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from kvmrpa.cli import main
+
+    path = tmp_path / "kvm.json"
+    # a KVM nobody listens on: the flow can only pass when --source replaces it
+    path.write_text(json.dumps(_device_doc(("kvm_source", {"ip": "127.0.0.1", "port": 9}))),
+                    "utf-8")
+    flow = Flow.load(path)
+    assert flow.source == "rtsp://127.0.0.1:9" and flow["cam"].url == ""
+    assert main(["run", str(path), "--source", "sim://scenario1", "--json", "--no-record"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["status"] == "ok", out["error"]
+    assert out["nodes"]["cam"]["status"] == "done" and out["nodes"]["crop"]["status"] == "done"
+
+
+def test_a_flow_reading_several_sources_takes_node_equals_url(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from kvmrpa.cli import main
+
+    path = tmp_path / "two.json"
+    path.write_text(json.dumps(_device_doc(("rtsp_source", {"url": "rtsp://127.0.0.1:9/a"}),
+                                           ("rtsp_source", {"url": "rtsp://127.0.0.1:9/b"}))),
+                    "utf-8")
+    flow = Flow.load(path)
+    assert (flow["cam"].url, flow["cam2"].url) == ("rtsp://127.0.0.1:9/a", "rtsp://127.0.0.1:9/b")
+    assert main(["run", str(path), "--source", "sim://scenario1", "--no-record"]) != 0
+    err = capsys.readouterr().err
+    assert "several sources" in err and "cam (" in err and "cam2 (" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert main(["run", str(path), "--source", "cam=sim://scenario1", "--source",
+                 "cam2=sim://scenario1", "--json", "--no-record"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["status"] == "ok", out["error"]
+    assert main(["run", str(path), "--source", "nope=sim://scenario1", "--no-record"]) != 0
+    assert "no source node 'nope' (source nodes: cam, cam2)" in capsys.readouterr().err

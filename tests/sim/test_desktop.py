@@ -246,3 +246,24 @@ def test_pointer_is_drawn_and_hidden_while_typing() -> None:
     run_sync(drv.move(px, py))
     assert d.state()["pointer_hidden"] is False
     run_sync(drv.aclose())
+
+
+def test_public_reset_restores_the_desktop_as_created() -> None:
+    from kvmrpa import sim
+
+    url = "sim://scenario1?seed=21&realism=0"
+    d, drv = drive(url)
+    before = (d.find("ok"), d.find("cancel"), d.find("label"), d.state()["pointer"])
+    page = d.state()["page"]
+    run_sync(drv.click(*centre(d.find("ok"))))
+    assert d.state()["page"] == "confirmed" and d.status == "已确定"
+    assert sim.reset("SIM://scenario1?realism=0&seed=21") is True
+    st = d.state()
+    assert st["page"] == page and st["status"] == "" and st["clicks"] == []
+    assert (d.find("ok"), d.find("cancel"), d.find("label"), st["pointer"]) == before
+    run_sync(drv.click(*centre(d.find("ok"))))  # the scenario works again after a reset
+    assert d.state()["page"] == "confirmed"
+    assert sim.reset("sim://scenario2?seed=987654") is False  # nothing open: nothing to do
+    with pytest.raises(UrlError, match="unknown scenario"):
+        sim.reset("sim://nope")
+    run_sync(drv.aclose())

@@ -75,10 +75,12 @@ def test_flowview_graph_and_selection() -> None:
 def test_debugger_breakpoint_step_continue() -> None:
     dbg = Debugger(diamond())
     assert dbg.status == "idle"
-    assert [b.label for b in dbg.buttons.values()] == ["Run", "Pause", "Step", "Continue", "Stop"]
+    assert [b.label for b in dbg.buttons.values()] == [
+        "Run once", "Run in a loop", "Pause", "Step", "Continue", "Stop"]
+    assert all(b.description for b in dbg.buttons.values())  # every control has a tooltip
     dbg.breakpoint_toggles.value = ["c"]
     assert dbg.breakpoints == ["c"] and dbg.flow_view.breakpoints == ["c"]
-    dbg.buttons["Run"].clicks += 1
+    dbg.buttons["Run once"].clicks += 1
 
     def refreshed(pred):
         def check():
@@ -94,7 +96,7 @@ def test_debugger_breakpoint_step_continue() -> None:
     dbg.buttons["Continue"].clicks += 1
     wait_until(refreshed(lambda: dbg.status == "ok"))
     assert set(dbg.flow_view.states.values()) == {"done"}
-    assert dbg.status_pane.object == status_html("ok")
+    assert dbg.status_pane.object == status_html("ok", dbg.state.last_wall)
     assert 'aria-label="Flow status"' in dbg.status_pane.object
     # The timeline has one bar per node; b and c overlap (parallel branches).
     html = dbg.timeline.object
@@ -190,7 +192,7 @@ def test_dashboard_lists_flows_and_runs(tmp_path) -> None:
         dash = Dashboard(app=app)
         assert dash.selected == "diamond" and dash.debugger is not None
         assert dash.live.source is None  # the URL cannot be opened: no source, no crash
-        dash.start_button.clicks += 1
+        dash.debugger.buttons["Run in a loop"].clicks += 1
 
         def check():
             dash.refresh()
@@ -200,9 +202,9 @@ def test_dashboard_lists_flows_and_runs(tmp_path) -> None:
         wait_until(check)
         assert dash.debugger.run is app.current_run("diamond")  # the page follows the app's run
         assert app.flow_state("diamond") == "running"
-        assert 'data-flow="diamond"' in dash.flow_states.object
+        assert {"name": "diamond", "state": "running", "title": "diamond"} in dash.tabs.items
         assert "passes" in dash.metrics.object
-        dash.stop_button.clicks += 1
+        dash.debugger.buttons["Stop"].clicks += 1
         wait_until(lambda: app.flow_state("diamond") == "stopped")
         dash.close()
     finally:
@@ -303,13 +305,13 @@ def test_closing_a_page_detaches_it_and_leaves_the_run_going(tmp_path) -> None:
     app = DashboardApp(tmp_path, source_url="manual://none")
     try:
         dash = Dashboard(app=app)
-        dash.start_button.clicks += 1
+        dash.debugger.buttons["Run in a loop"].clicks += 1
         wait_until(lambda: app.flow_state("diamond") == "running")
         dbg = dash.debugger
         dbg.refresh()
-        assert dbg.run is app.current_run("diamond") and dbg._unsubscribe is not None
+        assert dbg.run is app.current_run("diamond") and dash._unsubscribe
         dash.close()
-        assert dbg._unsubscribe is None and dbg._callback is None
+        assert dash._unsubscribe == [] and not dash.pusher.bound
         run = app.current_run("diamond")
         passes = run.passes
         wait_until(lambda: run.passes > passes)  # another tab may still watch it
@@ -377,3 +379,118 @@ def test_dashboard_console_maps_clicks_from_the_capture_size(tmp_path) -> None:
         dash.close()
     finally:
         app.close()
+
+
+def test_run_state_stopped_outcome_log_and_rate() -> None:
+    rs = RunState()
+    rs.reset(["grab", "trigger", "click"], {"grab": "source", "trigger": "vision_condition",
+                                            "click": "mouse"})
+    seen = []
+    unsubscribe = rs.subscribe(lambda: seen.append(rs.version))
+    rs.apply({"kind": "flow_started", "t": 0, "passes": 0, "wall": 100.0})
+    rs.apply({"kind": "pass_started", "t": 0, "wall": 100.0})
+    rs.apply({"kind": "node_finished", "node": "grab", "t": 0.1, "wall": 100.1})
+    rs.apply({"kind": "node_finished", "node": "trigger", "t": 0.2, "branch": "false",
+              "wall": 100.2})
+    rs.apply({"kind": "node_skipped", "node": "click", "t": 0.2, "wall": 100.2})
+    rs.apply({"kind": "pass_finished", "status": "ok", "t": 0.3, "wall": 100.3})
+    assert rs.outcome == "ok · nothing done (trigger → false; 1 skipped)"
+    assert rs.outcome_kind == "nothing" and seen  # listeners were told
+    rs.apply({"kind": "pass_started", "t": 1, "wall": 101.0})
+    rs.apply({"kind": "node_finished", "node": "click", "t": 1.1, "wall": 101.1})
+    rs.apply({"kind": "pass_finished", "status": "ok", "t": 1.2, "wall": 101.3})
+    assert rs.outcome == "ok · 1 action" and rs.outcome_kind == "ok"
+    assert rs.passes_per_min() == pytest.approx(60.0)  # 2 passes 1 s apart
+    rs.apply({"kind": "paused", "node": None, "reason": "pause", "t": 1.5, "wall": 101.5})
+    assert rs.log[-1].endswith("paused") and "None" not in rs.log[-1]
+    rs.apply({"kind": "resumed", "t": 1.6, "wall": 101.6})
+    rs.apply({"kind": "pass_started", "t": 2, "wall": 102.0})
+    rs.apply({"kind": "node_started", "node": "grab", "t": 2.1, "wall": 102.1})
+    rs.apply({"kind": "flow_finished", "status": "stopped", "t": 2.2, "wall": 102.2})
+    assert rs.states["grab"] == "stopped" and rs.status == "stopped"  # cut, not failed
+    assert rs.passes_per_min() == pytest.approx(60.0)  # does not decay after the end
+    for i in range(700):
+        rs.note(f"line {i}")
+    assert len(rs.log) == 500 and rs.log[-1] == "line 699"
+    unsubscribe()
+    n = len(seen)
+    rs.note("after")
+    assert len(seen) == n
+
+
+def test_node_editor_clearing_a_field_sets_its_default(caplog) -> None:
+    from kvmrpa.nodes import get_node_class
+
+    ocr = get_node_class("ocr")(roi=(10, 20, 300, 40))
+    ed = NodeEditor(ocr, node_id="read")
+    edits = []
+    ed.on_edit = edits.append
+    roi = next(w for w in ed._form.objects[1]._widget_box.objects if w.name == "Roi")
+    assert roi.value == "10, 20, 300, 40"
+    with caplog.at_level("DEBUG"):
+        roi.value = ""  # cleared in the browser
+        assert ocr.roi is None and not ed.message.visible and edits == ["roi"]
+        roi.value = "1, 2"
+        assert ocr.roi is None and ed.message.visible
+        assert ed.message.object == "read.roi: needs 4 numbers (2 given)"
+        assert roi.value == ""  # the form shows the node's value (None) again
+        roi.value = "5 6 7 8"
+        assert ocr.roi == (5, 6, 7, 8) and not ed.message.visible
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "WARNING") or r.exc_info]
+
+
+def test_dashboard_drafts_apply_save_revert(tmp_path) -> None:
+    diamond((10, 10, 10, 10)).save(tmp_path / "one.json")
+    app = DashboardApp(tmp_path, source_url="manual://none")
+    try:
+        a, b = Dashboard(app=app), Dashboard(app=app)
+        draft = a.draft("diamond")
+        assert draft is not app.flows["diamond"] and not a.is_modified("diamond")
+        a.debugger.editor.node = draft["b"]
+        a.debugger.editor.form.ms = 40  # an edit in tab a's form
+        assert draft["b"].ms == 40 and a.is_modified("diamond")
+        assert 'data-modified="true"' in a.modified.object
+        assert app.flows["diamond"]["b"].ms == 10 and b.draft("diamond")["b"].ms == 10
+        assert b.run_flow("diamond")["b"].ms == 10
+        # Not applied: tab a's run uses the saved flow; applied: its draft (a snapshot).
+        assert a.run_flow("diamond")["b"].ms == 10
+        a.apply_draft()
+        assert a.run_flow("diamond")["b"].ms == 40 and a.run_flow("diamond") is not draft
+        run = a.debugger.start()
+        run.result(timeout=30)
+        assert run.flow["b"].ms == 40 and run.flow is not draft
+        draft["b"].ms = 70  # edits after the start never reach the run
+        assert run.flow["b"].ms == 40
+        run = b.debugger.start()  # tab b's run is the saved flow
+        run.result(timeout=30)
+        assert run.flow["b"].ms == 10
+        # Save: atomic write through the app; tab b is told instead of changed silently.
+        a.save_draft()
+        saved = json.loads((tmp_path / "one.json").read_text(encoding="utf-8"))
+        assert next(n for n in saved["nodes"] if n["id"] == "b")["params"]["ms"] == 70
+        assert not a.is_modified("diamond")
+        b.refresh()
+        assert b.notice.visible and "changed in another session" in b.notice.object
+        assert b.draft("diamond")["b"].ms == 10
+        b.revert_draft()  # Reload
+        assert b.draft("diamond")["b"].ms == 70 and not b.notice.visible
+        assert b.debugger.flow is b.draft("diamond")
+        a.close()
+        b.close()
+    finally:
+        app.close()
+
+
+def test_overlay_stamp_fades_when_the_screen_changes() -> None:
+    from kvmrpa.widgets._overlays import OverlayStamp
+
+    img = np.zeros((90, 160, 3), np.uint8)
+    stamp = OverlayStamp(Frame(img, seq=3), ttl=60)
+    shapes = stamp.stamp([{"kind": "text", "bbox": [1, 2, 3, 4], "label": "x"}])
+    assert shapes[0]["seq"] == 3 and shapes[0]["alpha"] == 1.0
+    assert stamp.verdict(Frame(img.copy(), seq=4)) == "fresh"  # same picture, newer frame
+    changed = img.copy()
+    changed[20:70, 30:130] = 255
+    assert stamp.verdict(Frame(changed, seq=5)) == "faded"
+    assert stamp.fade(shapes)[0]["alpha"] < 1
+    assert OverlayStamp(Frame(img, seq=1), ttl=0.0).verdict(None) == "expired"

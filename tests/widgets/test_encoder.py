@@ -9,10 +9,10 @@ import time
 import cv2
 import numpy as np
 import pytest
-from kvmrpa.widgets import _encoder
 from kvmrpa.widgets._encoder import FrameEncoder, FrameStreamer, choose_width, encode_jpeg
 
 from kvmrpa import Frame, get_runtime
+from kvmrpa.capture import _encoder
 
 from ._sources import ManualSource
 

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_encoder_imports_only_numpy_cv2_stdlib_and_core() -> None:
-    tree = ast.parse((ROOT / "widgets" / "_encoder.py").read_text(encoding="utf-8"))
+    tree = ast.parse((ROOT / "kvmrpa" / "capture" / "_encoder.py").read_text(encoding="utf-8"))
     names = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):

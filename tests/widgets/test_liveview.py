@@ -242,3 +242,91 @@ def test_console_clicks_follow_the_frame_size_to_the_target() -> None:
         lv.close()
         src.stop()
         release_driver(drv)
+
+
+def test_a_view_with_a_bound_height_contains_the_frame() -> None:
+    assert LiveView(height=420).height_bound
+    assert LiveView(sizing_mode="stretch_both").height_bound
+    wide = LiveView()
+    assert not wide.height_bound and wide.fit == "auto"
+    wide.height = 300
+    assert wide.height_bound
+    root = wide.get_root()
+    try:
+        assert root.data.height_bound is True and root.data.fit == "auto"
+    finally:
+        wide._cleanup(root)
+
+
+def test_resources_are_local_in_a_kernel_unless_cdn_is_asked_for(monkeypatch) -> None:
+    import panel as pn
+    from kvmrpa.widgets import use_local_resources
+
+    from kvmrpa import configure
+
+    monkeypatch.delenv("PANEL_INLINE", raising=False)
+    settings = configure()
+    was_inline, was_cdn = pn.config._inline, settings.stream.cdn_resources
+    try:
+        pn.config.inline = False
+        assert use_local_resources(load=False) is False  # a server process: left alone
+        assert use_local_resources(load=True) is True
+        settings.stream.cdn_resources = True
+        assert use_local_resources(load=True) is False
+        settings.stream.cdn_resources = False
+        monkeypatch.setenv("PANEL_INLINE", "0")  # the environment wins over the setting
+        assert use_local_resources(load=True) is False
+    finally:
+        settings.stream.cdn_resources = was_cdn
+        pn.config.inline = was_inline
+
+
+def test_notebook_output_says_in_words_that_the_js_has_not_drawn_it() -> None:
+    from kvmrpa.widgets._resources import FALLBACK_TEXT, NotebookFallback
+
+    class Base:
+        def _repr_mimebundle_(self, include=None, exclude=None):
+            return ({"text/html": "<div id='p1001'>…</div>", "application/x": ""},
+                    {"application/x": {"id": "p1001"}})
+
+    class Shown(NotebookFallback, Base):
+        pass
+
+    data, meta = Shown()._repr_mimebundle_()
+    html = data["text/html"]
+    assert html.index("kvmrpa-nojs") < html.index("id='p1001'")  # the notice comes first
+    assert "BokehJS and Panel" in FALLBACK_TEXT and FALLBACK_TEXT.split(":")[1].strip()[:20] in html
+    assert "getElementById('p1001')" in html  # the script that removes it watches the output
+    assert meta == {"application/x": {"id": "p1001"}} and data["application/x"] == ""
+
+
+def test_messages_from_two_threads_leave_a_comm_in_one_piece() -> None:
+    import threading
+
+    from kvmrpa.widgets._resources import atomic_comm_sends
+    from panel.io import notebook
+
+    class Msg:
+        def __init__(self, tag: str) -> None:
+            self.header_json = self.metadata_json = self.content_json = tag
+            self.buffers = []
+
+    class Comm:
+        def __init__(self) -> None:
+            self.sent: list[str] = []
+
+        def send(self, data=None, buffers=None) -> None:
+            self.sent.append(data)
+            time.sleep(0.001)  # a thread switch between the parts of one message
+
+    atomic_comm_sends()
+    atomic_comm_sends()  # idempotent
+    comm = Comm()
+    threads = [threading.Thread(target=lambda t=t: [notebook.send(comm, Msg(t)) for _ in range(20)])
+               for t in "ab"]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    parts = [comm.sent[i:i + 3] for i in range(0, len(comm.sent), 3)]
+    assert len(parts) == 40 and all(len(set(p)) == 1 for p in parts)

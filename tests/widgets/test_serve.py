@@ -23,11 +23,16 @@ def test_loopback_addresses() -> None:
 
 
 def test_auth_file(tmp_path) -> None:
+    from kvmrpa._auth import hash_password
+
     f = tmp_path / "users"
-    f.write_text("# comment\n\nalice:pa:ss\nbob:x\n", encoding="utf-8")
-    assert read_auth_file(f) == {"alice": "pa:ss", "bob": "x"}
+    f.write_text(f"# comment\n\nalice:{hash_password('pa:ss')}:editor\n", encoding="utf-8")
+    assert read_auth_file(f) == {"alice": "editor"}
     f.write_text("alice\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="line 1"):
+        read_auth_file(f)
+    f.write_text("alice:s3cret\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"plain-text password.*kvmrpa passwd alice"):
         read_auth_file(f)
     with pytest.raises(ConfigError, match="cannot read"):
         read_auth_file(tmp_path / "missing")
@@ -36,9 +41,28 @@ def test_auth_file(tmp_path) -> None:
 def test_bad_auth_file_is_one_line_error(tmp_path, capsys) -> None:
     f = tmp_path / "users"
     f.write_text("nobody\n", encoding="utf-8")
+    assert main(["serve", "--address", "0.0.0.0", "--auth-file", str(f), "--port", "1",
+                 "--insecure-http"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "expected 'user:hash:role'" in err[0]
+
+
+def test_refuses_plain_http_off_loopback(tmp_path, capsys) -> None:
+    from kvmrpa._auth import hash_password
+
+    f = tmp_path / "users"
+    f.write_text(f"alice:{hash_password('x')}:admin\n", encoding="utf-8")
     assert main(["serve", "--address", "0.0.0.0", "--auth-file", str(f), "--port", "1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "expected 'user:password'" in err[0]
+    assert len(err) == 1 and "plain HTTP" in err[0] and "--tls-cert" in err[0]
+    assert main(["serve", "--address", "0.0.0.0", "--auth-file", str(f), "--port", "1",
+                 "--tls-cert", str(f)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--tls-key" in err[0]
+    assert main(["serve", "--address", "0.0.0.0", "--auth-file", str(f), "--port", "1",
+                 "--tls-cert", str(f), "--tls-key", str(f)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a PEM certificate" in err[0]
 
 
 def test_default_flows_are_the_scenarios() -> None:

@@ -1,6 +1,6 @@
 """Import of the original system's vision, source and action node types.
 
-Registers, on :mod:`kvmrpa.engine._import`'s mechanism, the mappers of ``rtsp_source``,
+Registers the mappers of ``rtsp_source``,
 ``kvm_source``, ``image_crop``, ``preprocessing``, ``yolo_detection``,
 ``ocr_recognition``, the vision kinds of ``condition`` (``ocr_text_found``,
 ``ocr_has_result``, ``detection_found``), ``mouse_action`` and ``keyboard_action``.
@@ -10,8 +10,10 @@ detections. kvmrpa passes results along edges instead, so :func:`resolve_blackbo
 (an import pass, run on every imported document) points every node that read the blackboard at the node
 that wrote it last in the original's order: when that node is not already upstream,
 an edge is added and reported; when no node ever wrote it, the flow cannot run as it
-did and the node is named in a problem. It also gives the flow its default source
-(the first source node's URL), which nodes with no frame upstream fall back to.
+did and the node is named in a problem. It also gives the flow its source: the device
+its source nodes name when they all name one (they then read the flow's source, so an
+override such as ``kvmrpa run --source URL`` moves the whole flow), else the first
+source node's URL, which nodes with no frame upstream fall back to.
 
 A plain-text password (``kvm_source.password``) is reported; :func:`secure_secrets`
 (used by ``kvmrpa convert``) replaces it by a ``${env:NAME}`` reference.
@@ -26,8 +28,10 @@ from typing import Any
 from urllib.parse import quote
 
 from .._errors import Problem
-from ..nodes import ENV_REF, register_import_pass
-from ._import import Mapped, OriginalNode, register_import_mapper
+from .._redact import password_span, plain_secret_in_url
+from .._settings import parse_bool
+from ..nodes import ENV_REF
+from ._registry import Mapped, OriginalNode, register_import_mapper, register_import_pass
 
 __all__ = ["env_name_for", "resolve_blackboard", "secure_secrets"]
 
@@ -84,7 +88,10 @@ def _unit(o: OriginalNode, out: Mapped, key: str, default: float) -> float:
 def _bool(o: OriginalNode, key: str, default: bool) -> bool:
     value = o.take(key, default)
     if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
+        try:
+            return parse_bool(value)
+        except ValueError:  # the original read any other text as false
+            return False
     return bool(value)
 
 
@@ -122,8 +129,7 @@ def _map_rtsp_source(o: OriginalNode) -> Mapped:
     if not isinstance(url, str) or not url.strip():
         out.problems.append(o.warn("url", "an rtsp_source needs a URL"))
         url = ""
-    m = re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^:@/]*:(?P<pw>[^@/]+)@", url or "")
-    if m and not ENV_REF.fullmatch(m.group("pw")):
+    if plain_secret_in_url(url or "") is not None:
         out.warnings.append(o.warn("url", "holds a plain-text password; kvmrpa convert replaces "
                                           f"it with ${{env:{env_name_for(o.id)}}}"))
     _source_extras(o, out)
@@ -442,6 +448,25 @@ def _original_order(ids: list[str], edges: Iterable[tuple[str, str]]) -> list[st
     return order
 
 
+def _adopt_source(doc: dict[str, Any], nodes: list[dict[str, Any]]) -> None:
+    """Give the flow its source: the device its source nodes name.
+
+    When every source node names the same URL (the flow's one device), that URL becomes
+    the flow's ``source`` and the nodes read the flow's source (their ``url`` emptied),
+    so running the flow on another device or the simulator is one override. When they
+    name several, each node keeps its URL and the first becomes the flow's default.
+    """
+    sources = [n for n in nodes if n.get("type") == "source" and (n.get("params") or {}).get("url")]
+    if not sources or doc.get("source"):
+        return
+    urls = {n["params"]["url"] for n in sources}
+    doc["source"] = sources[0]["params"]["url"]
+    if len(urls) == 1:
+        for n in sources:
+            del n["params"]["url"]
+        doc.setdefault("metadata", {})["source_node"] = sources[0]["id"]
+
+
 @register_import_pass
 def resolve_blackboard(doc: dict[str, Any]) -> tuple[list[Problem], list[Problem]]:
     """Make an imported native document's blackboard reads explicit (in place).
@@ -473,9 +498,7 @@ def resolve_blackboard(doc: dict[str, Any]) -> tuple[list[Problem], list[Problem
 
     order = _original_order(list(by_id), pairs)  # type: ignore[arg-type]
     rank = {nid: i for i, nid in enumerate(order)}
-    sources = [n for n in nodes if n.get("type") == "source" and (n.get("params") or {}).get("url")]
-    if sources and not doc.get("source"):
-        doc["source"] = sources[0]["params"]["url"]
+    _adopt_source(doc, nodes)
     for nid in order:
         node = by_id[nid]
         for key in _needs(node):
@@ -515,13 +538,14 @@ def secure_secrets(doc: dict[str, Any]) -> list[tuple[str, str, str]]:
     replaced: dict[str, str] = {}
 
     def secure(value: str, owner: str, key: str) -> str:
-        m = _URL_PASSWORD.match(value)
-        if not m or ENV_REF.fullmatch(m.group("pw")):
+        span = password_span(value)
+        if span is None or ENV_REF.fullmatch(value[span[0]:span[1]]):
             return value
         if value in replaced:
             return replaced[value]
-        name = env_name_for(owner if owner != "flow" else key)
-        new = f"{m.group('head')}${{env:{name}}}{m.group('tail')}"
+        adopted = (doc.get("metadata") or {}).get("source_node") if key == "source" else None
+        name = env_name_for(owner if owner != "flow" else (adopted or key))
+        new = f"{value[:span[0]]}${{env:{name}}}{value[span[1]:]}"
         replaced[value] = new
         done.append((owner, key, name))
         return new
@@ -536,9 +560,3 @@ def secure_secrets(doc: dict[str, Any]) -> list[tuple[str, str, str]]:
         if isinstance(doc.get(key), str):
             doc[key] = secure(doc[key], "flow", key)
     return done
-
-
-#: ``scheme://user:password@host…``; the password runs to the *last* ``@`` before the
-#: path, so one written with a raw ``@`` in it (``p@ss``) is replaced whole.
-_URL_PASSWORD = re.compile(
-    r"^(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:@/]*:)(?P<pw>[^/]+?)(?P<tail>@[^@/]*(?:/.*)?)$")

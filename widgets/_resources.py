@@ -1,0 +1,145 @@
+"""Where the browser gets BokehJS, Panel's JS/CSS and kvmrpa's own JS: the local
+installation, never a CDN, unless the ``stream.cdn_resources`` setting asks for one.
+
+:func:`use_local_resources` runs when :mod:`kvmrpa.widgets` is imported. It turns on
+Panel's inline resources (``pn.config.inline``, the documented switch behind
+``PANEL_INLINE``) and, inside a Jupyter kernel, loads Panel's notebook extension with
+them, so a notebook needs no ``pn.extension()`` cell and renders with no internet
+(JupyterLab 4, Notebook 7); a server (``kvmrpa serve``) serves every file from its own
+routes already and is left alone. An explicit
+``PANEL_INLINE`` in the environment wins over the setting.
+
+:func:`atomic_comm_sends` keeps the messages that threads send over a Jupyter comm
+from interleaving. :class:`NotebookFallback` gives every kvmrpa component's notebook output a plain-words
+notice that stays visible only while the JavaScript has not drawn the component (an
+untrusted notebook, a blocked script, a CDN that cannot be reached).
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import sys
+import threading
+import uuid
+from typing import Any
+
+import panel as pn
+
+from kvmrpa._settings import get_settings
+
+__all__ = ["FALLBACK_TEXT", "NotebookFallback", "atomic_comm_sends", "in_kernel",
+           "use_local_resources"]
+
+FALLBACK_TEXT = (
+    "kvmrpa: this view is drawn by JavaScript (BokehJS and Panel) that has not loaded in "
+    "this browser. Run the notebook's cells again (importing kvmrpa.widgets loads them "
+    "from this installation, no internet needed); if it stays, check that the notebook is "
+    "trusted and look at the browser console.")
+
+
+def in_kernel() -> bool:
+    """True inside a Jupyter kernel (not a plain Python or IPython terminal)."""
+    ipython = sys.modules.get("IPython")
+    if ipython is None:
+        return False
+    try:
+        ip = ipython.get_ipython()
+    except Exception:  # pragma: no cover - IPython half-imported
+        return False
+    return ip is not None and getattr(ip, "kernel", None) is not None
+
+
+_send_lock = threading.RLock()
+
+
+def atomic_comm_sends() -> None:
+    """Make each change Panel pushes over a Jupyter comm leave whole and in order.
+
+    Panel's ``push`` takes the document's pending changes (``diff``) and sends them as
+    several comm messages (header, metadata, content, then each binary buffer). The live
+    view sends frames and the debugger renders its state from other threads while a cell
+    changes parameters on the kernel's main thread; interleaved, the browser rejects the
+    messages ("Expected binary fragment but received text fragment", "buffer … not
+    found", "reference … isn't known") and the views stop updating. One lock around
+    ``push`` (in every Panel module that imported it) and ``send`` makes each diff-and-send
+    atomic; a push is a few queue writes, never a wait on the page.
+    """
+    from panel.io import notebook
+
+    if getattr(notebook.push, "_kvmrpa_atomic", False):
+        return
+    push, send = notebook.push, notebook.send
+
+    def locked_push(*args: Any, **kwargs: Any) -> None:
+        with _send_lock:
+            push(*args, **kwargs)
+
+    def locked_send(comm: Any, msg: Any) -> None:
+        with _send_lock:
+            send(comm, msg)
+
+    locked_push._kvmrpa_atomic = locked_send._kvmrpa_atomic = True  # type: ignore[attr-defined]
+    notebook.send = locked_send
+    for name, module in list(sys.modules.items()):
+        if name.startswith("panel.") and getattr(module, "push", None) is push:
+            module.push = locked_push  # type: ignore[attr-defined]
+
+
+def use_local_resources(*, load: bool | None = None) -> bool:
+    """In a Jupyter kernel (or when ``load`` is true): inline Panel's resources from
+    this installation (unless ``stream.cdn_resources``) and load Panel's notebook
+    extension with them; Panel handles a repeated load. A server process is left as it
+    is: ``kvmrpa serve`` and ``panel serve`` serve BokehJS and Panel from their own
+    routes. Returns whether resources are inline.
+    """
+    load = in_kernel() if load is None else load
+    if not load:  # a server (kvmrpa serve, panel serve) serves its own files already
+        return bool(pn.config.inline)
+    if "PANEL_INLINE" not in os.environ:
+        pn.config.inline = not get_settings().stream.cdn_resources
+    atomic_comm_sends()
+    pn.extension()
+    return bool(pn.config.inline)
+
+
+_CHECK_JS = """(function () {
+  var note = document.getElementById(%(note)s), tries = 0;
+  function drawn() {
+    var box = document.getElementById(%(target)s);
+    var root = box && box.querySelector("[data-root-id]");
+    return !!(window.Bokeh && root && (root.shadowRoot || root.children.length ||
+              (root.nextElementSibling && root.nextElementSibling.shadowRoot)));
+  }
+  var timer = setInterval(function () {
+    tries += 1;
+    if (!note || !note.isConnected || tries > 7200) { clearInterval(timer); return; }
+    if (drawn()) { note.remove(); clearInterval(timer); }
+  }, 250);
+})();"""
+
+
+def fallback_html(note_id: str, target: str) -> str:
+    """The notice placed before a component's output, and the script that removes it
+    once the component is drawn."""
+    return (f'<div id="{note_id}" class="kvmrpa-nojs" role="status" style="padding:8px 12px;'
+            'border:1px solid #e0a800;background:#fff8e1;color:#5d4037;font:13px sans-serif">'
+            f'{html.escape(FALLBACK_TEXT)}</div>'
+            f'<script type="text/javascript">{_CHECK_JS % {"note": repr(note_id), "target": repr(target)}}</script>')
+
+
+class NotebookFallback:
+    """Mixin for a kvmrpa component: its notebook output starts with a plain-words
+    notice that the JavaScript removes once it has drawn the component."""
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
+        out = super()._repr_mimebundle_(include, exclude)  # type: ignore[misc]
+        if not isinstance(out, tuple) or not out or not isinstance(out[0], dict):
+            return out
+        data, meta = out[0], out[1] if len(out) > 1 and isinstance(out[1], dict) else {}
+        target = next((m["id"] for m in meta.values() if isinstance(m, dict) and "id" in m), None)
+        if "text/html" in data and target:
+            note = f"kvmrpa-nojs-{uuid.uuid4().hex[:12]}"
+            data = {**data, "text/html": fallback_html(note, str(target)) + data["text/html"]}
+            return (data, *out[1:])
+        return out
