@@ -138,9 +138,13 @@ def check_role(chromium, url: str, role: str, tmp_path: Path, flows: Path, marke
             # console mode: an operator's clicks reach the target, a viewer's not
             p.get_by_role("button", name="console").click()
             box = p.get_by_label("Live view").bounding_box()
-            p.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-            wait_for(lambda: any(r["user"] == role and r["action"] == "console"
-                                 for r in audit(tmp_path)), what="audited console")
+            # the audit coalesces console lines per user (one per 2 s): click until one lands
+            def clicked_and_audited() -> bool:
+                p.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+                p.wait_for_timeout(2500)
+                return any(r["user"] == role and r["action"] == "console"
+                           for r in audit(tmp_path))
+            wait_for(clicked_and_audited, what="audited console")
         # "Run on current frame" on the Python node: disabled; re-enabled, refused.
         run_button = p.get_by_role("button", name="Run on current frame")
         assert run_button.is_disabled()

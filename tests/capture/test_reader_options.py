@@ -9,7 +9,7 @@ import pytest
 
 from kvmrpa import ConfigError, configure
 from kvmrpa.capture import ReaderOptions
-from kvmrpa.capture._reader import FFMPEG_OPTIONS_VAR, ffmpeg_options, open_ffmpeg
+from kvmrpa.capture._reader import _OPEN_LOCK, FFMPEG_OPTIONS_VAR, ffmpeg_options, open_ffmpeg
 
 
 def test_options_come_from_settings_with_overrides() -> None:
@@ -41,7 +41,10 @@ def test_ffmpeg_options_use_tcp_and_short_probing_for_rtsp_only() -> None:
 
 
 def test_open_sets_the_variable_only_while_opening_and_keeps_the_users(monkeypatch) -> None:
-    monkeypatch.setenv(FFMPEG_OPTIONS_VAR, "stimeout;5")
+    # The variable is process-wide: set it while no other thread (a reader of an earlier
+    # test reconnecting in the background) is inside an open, as a user setting it would.
+    with _OPEN_LOCK:
+        monkeypatch.setenv(FFMPEG_OPTIONS_VAR, "stimeout;5")
     seen: list[str | None] = []
     cap = open_ffmpeg("rtsp://127.0.0.1:1/none", "rtsp_transport;tcp", 0.5, 0.5,
                       on_locked=lambda: seen.append(os.environ.get(FFMPEG_OPTIONS_VAR)))
@@ -51,7 +54,8 @@ def test_open_sets_the_variable_only_while_opening_and_keeps_the_users(monkeypat
         cap.release()
     assert seen == ["stimeout;5"]  # on_locked runs before ours is set
     assert os.environ[FFMPEG_OPTIONS_VAR] == "stimeout;5"
-    monkeypatch.delenv(FFMPEG_OPTIONS_VAR)
+    with _OPEN_LOCK:
+        monkeypatch.delenv(FFMPEG_OPTIONS_VAR)
     cap = open_ffmpeg("rtsp://127.0.0.1:1/none", "rtsp_transport;tcp", 0.5, 0.5)
     cap.release()
     assert FFMPEG_OPTIONS_VAR not in os.environ
