@@ -118,7 +118,12 @@ def check_role(chromium, url: str, role: str, tmp_path: Path, flows: Path, marke
             p.get_by_label("Node type").select_option("wait")
             p.get_by_label("Node id").fill(f"w_{role}")
             p.get_by_role("button", name="Add node").click()
-            wait_for(lambda: f"w_{role}" in graph_nodes(p), what="added node")
+            try:
+                wait_for(lambda: f"w_{role}" in graph_nodes(p), what="added node")
+            except AssertionError as exc:
+                shoot(p, artifacts_dir, f"role-{role}-add-failed")
+                said = p.locator(".alert").all_inner_texts()
+                raise AssertionError(f"{exc}; the editor said {said!r}") from None
             p.get_by_role("button", name="Save", exact=True).click()
             wait_for(lambda: f"w_{role}" in (flows / "codeflow.json").read_text(),
                      what="saved flow")
@@ -174,6 +179,10 @@ def check_role(chromium, url: str, role: str, tmp_path: Path, flows: Path, marke
             runs += 1
             wait_for(lambda: marker.exists() and len(marker.read_text()) == runs,
                      what=f"the file's Python node ran for {role}")
+            # the run has ended (not just reached its last node) before the next login,
+            # whose editor is locked while a run of the flow is active
+            wait_for(lambda: p.get_by_label("Flow status").inner_text().startswith("ok"),
+                     what=f"{role}'s run ended ok")
         shoot(p, artifacts_dir, f"role-{role}")
         assert not Path("/tmp/pwned").exists()
         assert page.blocked == []
