@@ -86,8 +86,11 @@ LOCAL = Principal("local", "admin", None)
 class AuditLog:
     """Who did what when: one JSON object per line, appended with one ``write`` on an
     ``O_APPEND`` descriptor. Console input and refusals are coalesced per user and
-    action (at most one line per ``coalesce_s``, counting the ones left out). The file
-    is rotated to ``<name>.1`` past ``max_bytes``."""
+    action (at most one line per ``coalesce_s``); the ones left out are counted on the
+    next line of that user and action, or on a ``coalesced`` summary line written by
+    :meth:`flush` (called by any later write once the window has passed, and when the
+    server stops), so no burst goes uncounted. The file is rotated to ``<name>.1`` past
+    ``max_bytes``."""
 
     def __init__(self, path: str | Path, max_bytes: int = 16 * 2 ** 20,
                  coalesce_s: float = 2.0) -> None:
@@ -96,44 +99,70 @@ class AuditLog:
         self._lock = threading.Lock()
         self._last: dict[tuple[str, str, bool], float] = {}
         self._suppressed: dict[tuple[str, str, bool], int] = {}
+        self._suppressed_by: dict[tuple[str, str, bool], Principal] = {}
+
+    def flush(self, force: bool = True) -> None:
+        """Write a summary line for every user and action with coalesced lines not yet
+        counted (only those whose window has passed unless ``force``)."""
+        now = time.monotonic()
+        with self._lock:
+            for key in list(self._suppressed):
+                if not force and now - self._last.get(key, -1e9) < self.coalesce_s:
+                    continue
+                count = self._suppressed.pop(key)
+                who = self._suppressed_by.pop(key)
+                self._append({"ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                              "user": who.user, "role": who.role, "address": who.address,
+                              "action": key[1], "allowed": key[2], "coalesced": count,
+                              "summary": True})
 
     def write(self, who: Principal, action: str, allowed: bool, target: str | None = None,
               detail: dict[str, Any] | None = None) -> None:
         key = (who.user or "", action, allowed)
         now = time.monotonic()
         with self._lock:
-            if action == "console" or not allowed:
-                if now - self._last.get(key, -1e9) < self.coalesce_s:
-                    self._suppressed[key] = self._suppressed.get(key, 0) + 1
-                    return
-                self._last[key] = now
-                if len(self._last) > 4096:
-                    self._last.clear()
-            record: dict[str, Any] = {
-                "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
-                "user": who.user, "role": who.role, "address": who.address,
-                "action": action, "allowed": allowed}
-            if target is not None:
-                record["target"] = str(target)[:200]
-            if detail:
-                record["detail"] = detail
-            if self._suppressed.get(key):
-                record["coalesced"] = self._suppressed.pop(key)
-            line = (json.dumps(record, ensure_ascii=False, allow_nan=False, default=str)
-                    + "\n").encode("utf-8")
+            coalesced = ((action == "console" or not allowed)
+                         and now - self._last.get(key, -1e9) < self.coalesce_s)
+            if coalesced:
+                self._suppressed[key] = self._suppressed.get(key, 0) + 1
+                self._suppressed_by[key] = who
+            else:
+                if action == "console" or not allowed:
+                    self._last[key] = now
+                    if len(self._last) > 4096:
+                        self._last.clear()
+                record: dict[str, Any] = {
+                    "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                    "user": who.user, "role": who.role, "address": who.address,
+                    "action": action, "allowed": allowed}
+                if target is not None:
+                    record["target"] = str(target)[:200]
+                if detail:
+                    record["detail"] = detail
+                if self._suppressed.get(key):
+                    record["coalesced"] = self._suppressed.pop(key)
+                    self._suppressed_by.pop(key, None)
+                self._append(record)
+        if self._suppressed:
+            self.flush(force=False)
+
+    def _append(self, record: dict[str, Any]) -> None:
+        """One line, one ``write`` (the lock is held)."""
+        line = (json.dumps(record, ensure_ascii=False, allow_nan=False, default=str)
+                + "\n").encode("utf-8")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if self.path.exists() and self.path.stat().st_size + len(line) > self.max_bytes:
+                os.replace(self.path, self.path.with_name(self.path.name + ".1"))
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                if self.path.exists() and self.path.stat().st_size + len(line) > self.max_bytes:
-                    os.replace(self.path, self.path.with_name(self.path.name + ".1"))
-                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-                try:
-                    os.write(fd, line)
-                finally:
-                    os.close(fd)
-            except OSError as exc:
-                log.error("audit log %s: cannot write (%s); action %s by %s was %s",
-                          self.path, exc.strerror, action, who.user,
-                          "allowed" if allowed else "refused")
+                os.write(fd, line)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            log.error("audit log %s: cannot write (%s); action %s by %s was %s",
+                      self.path, exc.strerror, record["action"], record["user"],
+                      "allowed" if record["allowed"] else "refused")
 
     def read(self) -> list[dict[str, Any]]:
         """Every record of the current file (for tests and tools)."""

@@ -266,4 +266,5 @@ def run(args: argparse.Namespace) -> int:
     finally:
         configure(None)
         app.close()
+        audit.flush()  # count the last coalesced console lines and refusals
     return 0

@@ -8,6 +8,7 @@ import contextlib
 import io
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -335,3 +336,29 @@ def test_audit_coalesces_console_and_refusals_and_rotates(tmp_path) -> None:
         log.write(who, "run", True, f"flow{i}")
     assert (tmp_path / "audit.jsonl.1").exists()
     assert (tmp_path / "audit.jsonl").stat().st_size <= 2000
+
+
+def test_audit_counts_the_end_of_a_burst(tmp_path) -> None:
+    """Coalesced lines with no later line of their own are counted by a summary line: on
+    a later write once the window passed, and on flush (the server stopping)."""
+    import kvmrpa.widgets._auth as auth
+
+    log = auth.AuditLog(tmp_path / "audit.jsonl", coalesce_s=3600)
+    eve = auth.Principal("eve", "viewer", "127.0.0.1")
+    for _ in range(7):
+        log.write(eve, "run", False, "flow")
+    assert [r.get("coalesced") for r in log.read()] == [None]
+    log.flush()
+    summary = log.read()[-1]
+    assert (summary["user"], summary["action"], summary["allowed"]) == ("eve", "run", False)
+    assert summary["coalesced"] == 6 and summary["summary"] is True
+    log.flush()
+    assert len(log.read()) == 2  # nothing counted twice
+
+    quick = auth.AuditLog(tmp_path / "quick.jsonl", coalesce_s=0.05)
+    for _ in range(3):
+        quick.write(eve, "console", True)
+    time.sleep(0.1)
+    quick.write(auth.Principal("bob", "operator", None), "save", True)
+    lines = [(r["user"], r["action"], r.get("coalesced")) for r in quick.read()]
+    assert lines == [("eve", "console", None), ("bob", "save", None), ("eve", "console", 2)]
