@@ -262,7 +262,8 @@ def run(args: argparse.Namespace) -> int:
           f"audit: {audit.path})", file=sys.stderr, flush=True)
     try:
         pn.serve(page, address=address, port=port, websocket_origin=origins,
-                 show=args.show, start=True, title="kvmrpa", **kwargs)
+                 show=args.show, start=True, title="kvmrpa", verbose=False,
+                 **kwargs)  # our own line above says where
     finally:
         configure(None)
         app.close()

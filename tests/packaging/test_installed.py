@@ -102,3 +102,4 @@ def test_served_dashboard_lists_the_scenarios_and_runs_one(
         log = server.output()
         flows_line = next(ln for ln in log.splitlines() if "dashboard at" in ln)
         assert str(installed.venv) in flows_line, flows_line  # the package's own flows
+        assert "Launching server" not in log  # one line says where, not two
