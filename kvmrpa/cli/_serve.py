@@ -153,10 +153,29 @@ def _tls_files(cert: str | None, key: str | None) -> tuple[str, str] | None:
 
 
 def default_flows_dir() -> Path | None:
-    """The scenario flows shipped in the package (``kvmrpa/sim/flows``), wherever it runs."""
+    """The demo's flows: the user's copy in ``<home>/flows``, seeded with each scenario
+    flow shipped in the package (``kvmrpa/sim/flows``) that is not there yet, so that
+    the dashboard's Save never writes into the installed package. The package's own
+    folder when the home cannot be written."""
+    import shutil
+
+    from .._settings import get_settings
     from ..sim import EXAMPLE_FLOWS, flow_path
 
-    return flow_path(EXAMPLE_FLOWS[0]).parent
+    shipped = flow_path(EXAMPLE_FLOWS[0]).parent
+    mine = get_settings().store.home_path / "flows"
+    try:
+        mine.mkdir(parents=True, exist_ok=True)
+        for path in sorted(shipped.glob("*.json")):
+            if not (mine / path.name).exists():
+                tmp = mine / f".{path.name}.tmp"
+                shutil.copyfile(path, tmp)
+                tmp.replace(mine / path.name)
+    except OSError as exc:
+        log.warning("cannot copy the demo flows to %s (%s); serving the package's own",
+                    mine, exc.strerror)
+        return shipped
+    return mine
 
 
 def _port_in_use(address: str, port: int) -> bool:

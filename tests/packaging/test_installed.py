@@ -101,5 +101,6 @@ def test_served_dashboard_lists_the_scenarios_and_runs_one(
             context.close()
         log = server.output()
         flows_line = next(ln for ln in log.splitlines() if "dashboard at" in ln)
-        assert str(installed.venv) in flows_line, flows_line  # the package's own flows
+        # the user's copy of the package's flows: Save never writes into the package
+        assert str(installed.env["HOME"]) in flows_line, flows_line
         assert "Launching server" not in log  # one line says where, not two

@@ -65,10 +65,29 @@ def test_refuses_plain_http_off_loopback(tmp_path, capsys) -> None:
     assert len(err) == 1 and "not a PEM certificate" in err[0]
 
 
-def test_default_flows_are_the_scenarios() -> None:
-    flows = default_flows_dir()
-    assert flows is not None
-    assert {p.stem for p in flows.glob("*.json")} >= {"scenario1", "scenario2", "scenario3"}
+def test_default_flows_are_a_copy_of_the_scenarios_in_the_home(tmp_path) -> None:
+    """The demo serves the user's copy, so Save never writes into the package; a flow
+    the user changed is kept, a shipped one missing from the copy is added."""
+    from kvmrpa._settings import get_settings
+    from kvmrpa.sim import flow_path
+
+    store = get_settings().store
+    before = store.home
+    store.home = str(tmp_path / "home")
+    try:
+        flows = default_flows_dir()
+        assert flows == tmp_path / "home" / "flows"
+        assert {p.stem for p in flows.glob("*.json")} >= {"scenario1", "scenario2", "scenario3"}
+        shipped = flow_path("scenario1")
+        assert (flows / "scenario1.json").read_bytes() == shipped.read_bytes()
+        (flows / "scenario1.json").write_text("{}", encoding="utf-8")
+        (flows / "scenario2.json").unlink()
+        assert default_flows_dir() == flows
+        assert (flows / "scenario1.json").read_text(encoding="utf-8") == "{}"
+        assert (flows / "scenario2.json").read_bytes() == flow_path("scenario2").read_bytes()
+        assert not list(flows.glob(".*.tmp"))
+    finally:
+        store.home = before
 
 
 def test_websocket_origins_match_what_a_browser_sends() -> None:
