@@ -22,6 +22,7 @@ import panel as pn
 import param
 
 from kvmrpa._errors import KvmrpaError
+from kvmrpa._redact import redact_data
 from kvmrpa._runtime import get_runtime
 
 from ._auth import can, requires
@@ -428,9 +429,12 @@ class Debugger(NotebookFallback, pn.viewable.Viewer):
         rec = run.nodes[node_id]
         status = str(getattr(rec.status, "value", rec.status))
         inputs = {k: to_jsonable(v) for k, v in (rec.inputs or {}).items()}
-        return {"node": node_id, "type": rec.type, "status": _STATE_OF.get(status, status),
-                "runs": rec.runs, "inputs": inputs, "output": to_jsonable(rec.output),
-                "branch": rec.branch, "error": None if rec.error is None else str(rec.error)}
+        # what a page shows passes the one redaction (secrets resolved at run time too)
+        return redact_data({"node": node_id, "type": rec.type,
+                            "status": _STATE_OF.get(status, status), "runs": rec.runs,
+                            "inputs": inputs, "output": to_jsonable(rec.output),
+                            "branch": rec.branch,
+                            "error": None if rec.error is None else str(rec.error)})
 
     def _refresh_inspector(self, force: bool, states: dict[str, str] | None = None) -> None:
         run = self.run

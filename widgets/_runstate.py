@@ -27,6 +27,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from kvmrpa._redact import redact
+
 __all__ = ["NODE_STATES", "FlowFeed", "NodeTiming", "RunState", "event_field", "layered_layout"]
 
 NODE_STATES = ("pending", "running", "done", "failed", "stopped", "skipped", "paused")
@@ -137,7 +139,7 @@ class RunState:
     def note(self, line: str) -> None:
         """Add a line to the log (from outside the run: a stop request, a save)."""
         with self._lock:
-            self.log.append(line)
+            self.log.append(redact(line))
             self.version += 1
         self._changed()
 
@@ -314,7 +316,7 @@ class RunState:
         return "ok · nothing done" + (f" ({'; '.join(why)})" if why else "")
 
     def _note(self, t: float, line: str) -> None:
-        self.log.append(f"{t:7.2f}s {line}")
+        self.log.append(redact(f"{t:7.2f}s {line}"))  # what pages show is redacted
 
     def _ensure(self, node: str) -> None:
         if node not in self.states:
@@ -418,7 +420,9 @@ class FlowFeed:
 
 
 def _short(text: str, limit: int = 160) -> str:
-    text = " ".join(text.split())
+    """One line of at most ``limit`` characters, redacted before it is cut (so a cut
+    never shows part of a secret)."""
+    text = " ".join(redact(text).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

@@ -57,6 +57,28 @@ def test_run_state_folds_events() -> None:
     assert snap["timing"]["a"] == pytest.approx((0.1, 0.3))
 
 
+def test_run_state_shows_no_secret() -> None:
+    """Errors and log lines from a run pass the one redaction before a page sees them:
+    URL credentials and secrets resolved at run time (``${env:…}``)."""
+    from kvmrpa._redact import register_secret
+
+    register_secret("hunter2-resolved")
+    rs = RunState()
+    rs.reset(["a"])
+    rs.apply({"kind": "flow_started", "t": 0})
+    rs.apply({"kind": "node_started", "node": "a", "t": 0.1})
+    rs.apply({"kind": "node_failed", "node": "a", "t": 0.2, "handled": False,
+              "error": "cannot open rtsp://admin:s3cret@cam/x after typing hunter2-resolved"})
+    rs.apply({"kind": "flow_finished", "status": "failed", "t": 0.3,
+              "error": "vnc://:pw-of-vnc@host:5900 refused"})
+    rs.note("saved by rtsp://u:other-pw@cam")
+    snap = rs.snapshot()
+    shown = repr(snap)
+    for secret in ("s3cret", "hunter2-resolved", "pw-of-vnc", "other-pw"):
+        assert secret not in shown, secret
+    assert "rtsp://admin:***@cam/x" in shown
+
+
 def test_flowview_graph_and_selection() -> None:
     f = diamond()
     fv = FlowView(f)
