@@ -250,6 +250,7 @@ def set_account(path: str | Path, user: str, password: str, role: str | None) ->
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    assert role is not None  # the loop above set it or refused
     return role
 
 
@@ -305,7 +306,7 @@ class LoginThrottle:
                 if start > now:
                     self._next[key] = start
             if len(self._next) > self.max_keys:  # forget the stalest slots
-                for key in sorted(self._next, key=self._next.get)[: len(self._next) // 2]:
+                for key in sorted(self._next, key=self._next.__getitem__)[: len(self._next) // 2]:
                     del self._next[key]
             return start - now
 

@@ -93,7 +93,9 @@ def _hide_credentials(text: str) -> str:
             continue
         if m.group(0).lower() != "vnc://":
             # "rtsp://cam/x … ops@corp": a host first, so no credentials to hide
-            first = _FIRST_PART.match(text, begin).group(0)
+            part = _FIRST_PART.match(text, begin)
+            assert part is not None  # the pattern matches the empty string too
+            first = part.group(0)
             if first.startswith("[") or (":" not in first and "@" not in first):
                 continue
         user, colon, pw = text[begin:at].partition(":")

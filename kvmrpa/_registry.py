@@ -59,12 +59,12 @@ class Registry(Generic[T]):
         if self._check is not None:
             self._check(key, obj)
         with self._lock:
-            self._entry_points()
+            waiting = self._entry_points()
             old = self._items.get(key, _UNSET)
             if old is not _UNSET and old is not obj and not replace:
                 raise self._error(f"{self.what} {key!r} is already registered "
                                   f"({_describe(old)}); pass replace=True to replace it")
-            self._pending.pop(key, None)  # type: ignore[union-attr]
+            waiting.pop(key, None)
             self._items[key] = obj
         return obj
 
@@ -72,8 +72,7 @@ class Registry(Generic[T]):
         """Take ``name`` away; returns what was registered (``None`` when nothing was)."""
         key = self._normalize(name)
         with self._lock:
-            self._entry_points()
-            self._pending.pop(key, None)  # type: ignore[union-attr]
+            self._entry_points().pop(key, None)
             return self._items.pop(key, None)
 
     @contextlib.contextmanager
@@ -82,9 +81,8 @@ class Registry(Generic[T]):
         whatever was registered before is put back after it."""
         key = self._normalize(name)
         with self._lock:
-            self._entry_points()
             before = self._items.get(key, _UNSET)
-            pending = self._pending.get(key)  # type: ignore[union-attr]
+            pending = self._entry_points().get(key)
         self.register(key, obj, replace=True)
         try:
             yield obj
@@ -95,7 +93,7 @@ class Registry(Generic[T]):
                 else:
                     self._items[key] = before
                 if pending is not None:
-                    self._pending[key] = pending  # type: ignore[index]
+                    self._entry_points()[key] = pending
 
     # -- looking up ------------------------------------------------------------------------
     def get(self, name: str) -> T | None:

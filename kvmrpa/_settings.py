@@ -54,6 +54,7 @@ class RuntimeSettings(param.Parameterized):
 
     pool_size = param.Integer(default=4, bounds=(1, 64), doc="Threads for CPU work (decode, OCR, matching, JPEG).")
     shutdown_timeout = param.Number(default=2.0, bounds=(0.1, 60), doc="Seconds shutdown waits for tasks to cancel.")
+    native_threads = param.Integer(default=0, bounds=(0, 256), doc="Threads each native library may use per call in this process (onnxruntime intra-op threads of every OCR/detection model, OpenCV); 0: their defaults, one per core. Fleet worker processes set it to their thread count.")
 
 
 class CaptureSettings(param.Parameterized):
@@ -66,7 +67,7 @@ class CaptureSettings(param.Parameterized):
     reconnect_max = param.Number(default=10.0, bounds=(0.1, 3600), doc="Largest reconnect delay in seconds.")
     reconnect_jitter = param.Number(default=0.2, bounds=(0, 1), doc="Random fraction added to or taken from each delay.")
     max_reconnects = param.Integer(default=0, bounds=(0, None), doc="Reconnect attempts before giving up; 0 means never give up.")
-    transport = param.Selector(default="tcp", objects=["tcp", "udp"], doc="RTSP transport.")
+    transport: param.Selector[str] = param.Selector(default="tcp", objects=["tcp", "udp"], doc="RTSP transport.")
     probe_options = param.String(default="analyzeduration;100000|probesize;100000", doc="Extra FFmpeg options for short probing (opens in ~0.2 s instead of ~1.9 s).")
     hub_linger = param.Number(default=2.0, bounds=(0, 600), doc="Seconds a shared source stays open after its last user releases it.")
     next_frame_timeout = param.Number(default=5.0, bounds=(0.01, 600), doc="Default seconds next_frame() waits.")
@@ -91,13 +92,20 @@ class InputSettings(param.Parameterized):
 class VisionSettings(param.Parameterized):
     """OCR, template matching, detection."""
 
-    ocr_engine = param.Selector(default="rapidocr", objects=["rapidocr", "tesseract"], doc="Default OCR engine.")
-    det_limit_type = param.Selector(default="max", objects=["max", "min"], doc="RapidOCR detector resize rule; 'max' never scales small crops up.")
+    ocr_engine: param.Selector[str] = param.Selector(default="rapidocr", objects=["rapidocr", "tesseract"], doc="Default OCR engine.")
+    det_limit_type: param.Selector[str] = param.Selector(default="max", objects=["max", "min"], doc="RapidOCR detector resize rule; 'max' never scales small crops up.")
     det_limit_side_len = param.Integer(default=960, bounds=(32, 8192), doc="RapidOCR detector side limit in pixels.")
     match_threshold = param.Number(default=0.8, bounds=(0, 1), doc="Default template match score threshold.")
     font_path = param.String(default="", doc="CJK font for overlays and the simulator; empty finds Noto Sans CJK.")
     max_pixels = param.Integer(default=50_000_000, bounds=(1, 1_000_000_000), doc="Largest image (width x height, read from its header before decoding) accepted as a template or an image/folder source.")
     regex_timeout = param.Number(default=0.1, bounds=(0.001, 0.1), doc="Seconds one user regular expression (OCR text, condition 'matches') may run on one text before its node fails.")
+    cache = param.Boolean(default=True, doc="Share OCR, template matching and detection results per (frame, region, engine, parameters) among every node, flow and view: one computation per key, concurrent asks wait for it.")
+    cache_entries = param.Integer(default=512, bounds=(1, 1_000_000), doc="Recognition results kept in the shared cache (least recently used go first).")
+    cache_bytes = param.Integer(default=32 * 2**20, bounds=(2**16, None), doc="Bytes the shared recognition cache may hold (results and change signatures).")
+    change_detection = param.Boolean(default=True, doc="Reuse a region's last result while its pixels have not changed since it was recognised (waits, conditions, views); a full-frame read re-reads only the changed areas.")
+    change_threshold = param.Number(default=4.0, bounds=(0.0, 255.0), doc="Largest change of a cell's mean colour (0-255, any channel) still counted as unchanged: above capture noise and JPEG artefacts (the simulator's realism noise moves cell means by at most 2), below a text change (a clock digit ticking moves them by 7 or more).")
+    change_cell = param.Integer(default=8, bounds=(1, 64), doc="Side in pixels of the cells whose mean colours change detection compares.")
+    change_max_area = param.Number(default=0.4, bounds=(0.0, 1.0), doc="Largest share of a region re-read on its own after a change; above it (or 0) the whole region is read again.")
 
 
 class EngineSettings(param.Parameterized):
@@ -127,6 +135,10 @@ class StoreSettings(param.Parameterized):
     runs_max_age_days = param.Number(default=30, bounds=(0, None), doc="Run records older than this many days are deleted; 0 keeps all.")
     record_max_bytes = param.Integer(default=64 * 2**20, bounds=(4096, None), doc="Size at which a run record continues in a new file (<run>-<flow>.<n>.jsonl).")
     record_detail_passes = param.Integer(default=10, bounds=(0, None), doc="Passes of a loop run recorded in full; after them only failed passes are, the others as counters.")
+    frames = param.Boolean(default=True, doc="Keep in the run record the frame each vision node decided on (JPEG), its results and each action's point, for kvmrpa report and replay:// (passes recorded in full only; failed ones always).")
+    frame_quality = param.Integer(default=75, bounds=(20, 100), doc="JPEG quality of the frames kept in run records.")
+    frames_max_bytes = param.Integer(default=32 * 2**20, bounds=(0, None), doc="Bytes of frames one run keeps; past it only the frames of failed passes are kept.")
+    frames_total_bytes = param.Integer(default=1024 * 2**20, bounds=(2**20, None), doc="Bytes of frames the whole run store keeps; the oldest runs' frames are deleted first (their records stay).")
 
     @property
     def home_path(self) -> Path:
@@ -179,7 +191,7 @@ SECTIONS: dict[str, type[param.Parameterized]] = {
 }
 
 
-def _fields(section: param.Parameterized) -> dict[str, param.Parameter]:
+def _fields(section: param.Parameterized | type[param.Parameterized]) -> dict[str, param.Parameter]:
     return {n: p for n, p in section.param.objects("existing").items() if n != "name"}
 
 

@@ -80,6 +80,18 @@ lab() {
     "${extra[@]}" "$@"
 }
 
+# The FlowCanvas JavaScript bundle (widgets/_flowcanvas.bundle.js, React Flow): the npm
+# packages exactly as in widgets/canvas/package-lock.json, then esbuild. Only for changing
+# the canvas's JavaScript; the bundle is committed, so installing kvmrpa needs no Node.js.
+bundle() {
+  if ! command -v npm >/dev/null; then
+    log "./dev bundle needs Node.js and npm (apt-get install nodejs npm)"; return 1
+  fi
+  cd "$ROOT/widgets/canvas"
+  npm ci --no-audit --no-fund --loglevel=error
+  npm run build
+}
+
 cmd=${1:-help}
 shift || true
 case "$cmd" in
@@ -88,5 +100,6 @@ case "$cmd" in
   lab)   setup; lab "$@" ;;
   test)  setup; exec "$VENV/bin/python" -m pytest "$@" ;;
   bench) setup; exec "$VENV/bin/kvmrpa" bench "$@" ;;
-  *) echo "usage: ./dev {serve|test|lab|bench|setup} [args...]" >&2; exit 2 ;;
+  bundle) bundle ;;
+  *) echo "usage: ./dev {serve|test|lab|bench|bundle|setup} [args...]" >&2; exit 2 ;;
 esac

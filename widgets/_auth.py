@@ -408,13 +408,13 @@ _INSECURE = ('<div class="warn" role="alert">Plain HTTP (--insecure-http): the p
              "travels unencrypted.</div>")
 
 
-def _login_handler_class() -> type:
+def _login_handler_class() -> type[Any]:
     import tornado.escape
     from panel.auth import BasicLoginHandler, _validate_next_url
     from panel.config import config
     from panel.io.state import state
 
-    class LoginHandler(BasicLoginHandler):  # type: ignore[misc, valid-type]
+    class LoginHandler(BasicLoginHandler):
         """The login form: scrypt check off the loop, throttled per user and address,
         cookies HttpOnly, SameSite=Strict and (with TLS) Secure."""
 
@@ -516,7 +516,7 @@ def auth_provider() -> Any:
 
     from panel.auth import LogoutHandler
 
-    class Logout(LogoutHandler):  # type: ignore[misc, valid-type]
+    class Logout(LogoutHandler):
         """Clear the session cookies and go back to the login page (no CDN page)."""
 
         def get(self) -> None:
@@ -525,7 +525,7 @@ def auth_provider() -> Any:
                 self.clear_cookie(name, path=config.cookie_path)
             self.redirect(self._login_endpoint)
 
-    class Provider(BasicAuthProvider):  # type: ignore[misc, valid-type]
+    class Provider(BasicAuthProvider):
         @property
         def login_handler(self) -> type:
             handler._login_endpoint = self._login_endpoint
@@ -537,7 +537,7 @@ def auth_provider() -> Any:
             return Logout
 
         @property
-        def get_user(self) -> Callable[[Any], str | None]:
+        def get_user(self) -> Callable[[Any], Any]:  # bokeh's User: the name, or None
             def get_user(request_handler: Any) -> str | None:
                 raw = request_handler.get_secure_cookie("user", max_age_days=config.oauth_expiry)
                 if not raw:

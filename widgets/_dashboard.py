@@ -37,12 +37,16 @@ from kvmrpa._urls import redact_url
 from ._auth import can, require, requires
 from ._debugger import Debugger, _log_failure, snapshot
 from ._engine import flow_class, flow_manager_class
+from ._floweditor import FlowFiles
+from ._indicate import Indicator
 from ._liveview import LiveView
 from ._markup import LiveHTML
 from ._overlays import OverlayStamp, overlays_from
 from ._params import BrowserParams
 from ._push import Pusher
+from ._recorder import RecorderControls
 from ._resources import NotebookFallback
+from ._runs import RunsView
 from ._runstate import FlowFeed
 
 __all__ = ["Dashboard", "DashboardApp", "FlowTabs"]
@@ -153,6 +157,28 @@ class DashboardApp(param.Parameterized):
             except Exception:
                 log.debug("save listener failed", exc_info=True)
         return saved
+
+    def add_draft(self, flow: Any) -> str:
+        """Add an unsaved flow (a recording) to the list under a free name, its file to
+        be ``<flows_dir>/<name>.json`` when saved; returns the name. The caller checks
+        the ``edit`` permission."""
+        base = flow.name or "recorded"
+        folder = Path(self.flows_dir) if self.flows_dir else None
+        with self._lock:
+            name, n = base, 1
+            while name in self.flows or name in self.load_errors or (
+                    folder is not None and (folder / f"{name}.json").exists()):
+                n += 1
+                name = f"{base}-{n}"
+            flow.name = name
+            self.flows[name] = flow
+            if folder is not None:
+                self.flow_files[name] = folder / f"{name}.json"
+            self.versions[name] = self.versions.get(name, 0) + 1
+            self.feeds[name] = FlowFeed(name, list(flow.nodes),
+                                        {n: fn.type for n, fn in flow.nodes.items()})
+        self.manager.add(flow, replace=True)
+        return name
 
     @property
     def display_source(self) -> str:
@@ -413,12 +439,17 @@ class _HostedDebugger(Debugger):
 
     def __init__(self, dash: Dashboard, name: str, **params: Any) -> None:
         self._dash = dash
-        self._app = dash.app
+        self._app = dash._app
         self._name = name
         app = self._app
         super().__init__(dash.draft(name), feed=app.feeds[name], source=app.source_of(name),
                          input=app.input_of(name), **params)
-        self.editor.on_edit = lambda _field: dash._draft_changed(name)
+
+        def edited(_field: str) -> None:
+            self.flow_view.refresh()
+            dash._draft_changed(name)
+
+        self.editor.on_edit = edited
         # one push per page: the page's pusher renders this debugger first, then the rest
         if self._unsubscribe is not None:
             self._unsubscribe()
@@ -426,7 +457,12 @@ class _HostedDebugger(Debugger):
         self.pusher = dash.pusher
         self._unsubscribe = None
         on_flow = self._on_flow
-        self.flow_editor._on_change = lambda: (on_flow(), dash._draft_changed(name))
+
+        def changed() -> None:
+            on_flow()
+            dash._draft_changed(name)
+
+        self.flow_editor._on_change = changed
 
     def _alaunch(self, breakpoints: list[str], passes: int) -> Any:
         return self._app.alaunch(self._name, passes=passes, breakpoints=breakpoints,
@@ -440,8 +476,14 @@ class Dashboard(NotebookFallback, pn.viewable.Viewer):
     """The app-mode page: flows, draft, run controls, live view, graph, run log, metrics."""
 
     app = param.ClassSelector(class_=DashboardApp, doc="The process-wide app state.")
-    selected = param.Selector(default=None, objects=[], allow_None=True, doc="""
+    selected: param.Selector[str | None] = param.Selector(default=None, objects=[], allow_None=True, doc="""
         Name of the selected flow (the first one at start).""")
+
+    @property
+    def _app(self) -> DashboardApp:
+        """:attr:`app`, which ``__init__`` always sets."""
+        assert self.app is not None
+        return self.app
 
     def __init__(self, app: DashboardApp | None = None, **params: Any) -> None:
         app = app or DashboardApp()
@@ -463,12 +505,16 @@ class Dashboard(NotebookFallback, pn.viewable.Viewer):
         self._shown_key: Any = None
         self._draft_dirty = True
         self._log_key: Any = None
+        self._select_next: str | None = None  # a recorded flow, selected on the next push
         self.pusher = Pusher(self.refresh)
         self.tabs = FlowTabs(value=self.selected, sizing_mode="stretch_width")
         self.tabs.link(self, value="selected", bidirectional=True)
         self.title = pn.pane.HTML(
             f'<h1 style="font:bold 18px sans-serif;margin:4px 12px 0 0;white-space:nowrap">'
             f'{TITLE}</h1>', margin=(5, 5))
+        #: Flows (the default) or Runs (recorded runs and their reports).
+        self.pages = pn.widgets.RadioButtonGroup(options=["Flows", "Runs"], value="Flows",
+                                                 color="light", margin=(8, 10))
         self.description = LiveHTML("", sizing_mode="stretch_width", margin=(0, 10))
         self.modified = LiveHTML("", margin=(10, 6))
         tip = {"Apply": "Use this draft for the next run started from this tab",
@@ -489,6 +535,8 @@ class Dashboard(NotebookFallback, pn.viewable.Viewer):
         self.apply_button.disabled = not can("edit")  # the handlers check again
         self.save_button.disabled = not can("save")
         self.message = pn.pane.Alert("", alert_type="danger", visible=False)
+        #: New flow, Open (upload), Save as.
+        self.files = FlowFiles(self)
         self.live = LiveView(None, min_height=150, sizing_mode="stretch_width",
                              styles={"max-width": "calc((100vh - 330px) * 16 / 9)"})
         self.metrics = LiveHTML("", sizing_mode="stretch_width")
@@ -496,6 +544,11 @@ class Dashboard(NotebookFallback, pn.viewable.Viewer):
                                 styles={"overflow-y": "auto"})
         self.controls_area = pn.Row(sizing_mode="stretch_width")
         self.debugger_area = pn.Column(sizing_mode="stretch_width")
+        #: Indicate on screen: the live view edits the selected node of the flow shown.
+        self.indicator = Indicator(self.live, None)
+        #: Record: the console's actions become a new draft flow in the list.
+        self.recorder_controls = RecorderControls(self.live, on_recorded=self._recorded,
+                                                  recorder_params=self._recorder_params)
         for feed in app.feeds.values():
             self._unsubscribe.append(feed.state.subscribe(self.pusher.poke))
         self._unsubscribe.append(app.on_saved(self._on_saved))
@@ -508,19 +561,19 @@ class Dashboard(NotebookFallback, pn.viewable.Viewer):
     def draft(self, name: str) -> Any:
         """This session's draft of the named flow (a copy of the saved flow at first)."""
         if name not in self._drafts:
-            self._drafts[name] = snapshot(self.app.flows[name])
-            self._draft_versions[name] = self.app.versions.get(name, 0)
+            self._drafts[name] = snapshot(self._app.flows[name])
+            self._draft_versions[name] = self._app.versions.get(name, 0)
         return self._drafts[name]
 
     def is_modified(self, name: str) -> bool:
         """Whether this session's draft differs from the saved flow."""
         draft = self._drafts.get(name)
-        return draft is not None and _comparable(draft) != _comparable(self.app.flows[name])
+        return draft is not None and _comparable(draft) != _comparable(self._app.flows[name])
 
     def run_flow(self, name: str) -> Any:
         """What this session's next run of ``name`` uses: the applied draft, or the saved
         flow."""
-        return self._applied.get(name) or self.app.flows[name]
+        return self._applied.get(name) or self._app.flows[name]
 
     def _draft_changed(self, name: str) -> None:
         self._render_draft()
@@ -546,12 +599,12 @@ class Dashboard(NotebookFallback, pn.viewable.Viewer):
         if name is None:
             return
         try:
-            self.app.save_flow(name, self.draft(name), by=self._token)
+            self._app.save_flow(name, self.draft(name), by=self._token)
         except KvmrpaError as exc:
             self._tell(" ".join(str(exc).split()))
             return
         self._applied.pop(name, None)
-        self._draft_versions[name] = self.app.versions.get(name, 0)
+        self._draft_versions[name] = self._app.versions.get(name, 0)
         self._stale.discard(name)
         self._tell(None)
         self._render_draft()
@@ -595,6 +648,9 @@ class Dashboard(NotebookFallback, pn.viewable.Viewer):
             text, colour = "● modified (not applied, not saved)", "#e65100"
         else:
             text, colour = "saved", "#607d8b"
+        path = self._app.flow_files.get(name)
+        if path is None or not path.exists():
+            text, colour = "● new (not saved)", "#e65100"
         marker = (f'<span aria-label="Draft state" data-modified="{str(modified).lower()}" '
                   f'style="font:12px sans-serif;color:{colour}">{html.escape(text)}</span>')
         if marker != self.modified.object:
@@ -604,7 +660,7 @@ class Dashboard(NotebookFallback, pn.viewable.Viewer):
                               'color:#e65100">changed in another session — reload</span>')
         self.notice.visible = stale
         self.reload_button.visible = stale
-        flow = self.app.flows[name]
+        flow = self._app.flows[name]
         desc = html.escape(flow.description or "no description")
         self.description.object = (f'<p aria-label="Flow description" style="font:13px '
                                    f'sans-serif;color:#37474f;margin:4px 0">{desc}</p>')
@@ -617,11 +673,11 @@ class Dashboard(NotebookFallback, pn.viewable.Viewer):
 
     def _on_selected(self, *_: Any) -> None:
         name = self.selected
-        url = self.app.source_of(name)
-        src = self.app.source(url)
+        url = self._app.source_of(name)
+        src = self._app.source(url)
         if src is not self.live.source:
             self.live.param.update(source=src, overlays=[], point=None, region=None)
-        self.live.driver = self.app.driver(self.app.input_of(name), src)
+        self.live.driver = self._app.driver(self._app.input_of(name), src)
         self._clear_overlays()
         if name is None:
             self.debugger_area.objects = [pn.pane.Markdown("*no flow loaded*")]
@@ -631,6 +687,8 @@ class Dashboard(NotebookFallback, pn.viewable.Viewer):
         if dbg is None:
             dbg = self._debuggers[name] = _HostedDebugger(self, name)
         dbg.editor.source = src
+        path = self._app.flow_files.get(name)
+        self.indicator.param.update(debugger=dbg, flow_path=None if path is None else str(path))
         dbg.flow_editor.path = None
         dbg.flow_editor.on_save = self.save_draft
         self.controls_area.objects = [dbg.controls()]
@@ -650,19 +708,46 @@ class Dashboard(NotebookFallback, pn.viewable.Viewer):
         dbg.refresh(force=True)
         self.refresh()
 
+    # -- recording ----------------------------------------------------------------------
+    def _recorder_params(self) -> dict[str, Any]:
+        name = self.selected
+        folder = self._app.flows_dir
+        return {"source_url": self._app.source_of(name), "input_url": self._app.input_of(name),
+                **({"template_dir": str(Path(folder) / "templates")} if folder else {})}
+
+    def _recorded(self, flow: Any) -> None:  # on a worker thread
+        self._select_next = self._app.add_draft(flow)
+        self.pusher.poke()
+
+    def _adopt_flows(self) -> bool:
+        """Take flows added since (recordings) into this page; select this page's own
+        new recording. True when that selection rendered the page."""
+        names = list(self._app.flows)
+        if names != self.param.selected.objects:
+            for name in set(names) - set(self.param.selected.objects):
+                self._unsubscribe.append(self._app.feeds[name].state.subscribe(self.pusher.poke))
+            self.param.selected.objects = names
+        pick, self._select_next = self._select_next, None
+        if pick in names and pick != self.selected:
+            self.selected = pick
+            return True
+        return False
+
     # -- rendering (pushed) -------------------------------------------------------------
     def refresh(self) -> None:
         """Render the selected flow's debugger (graph, status, outcome), then the tabs,
         draft state, metrics, log and overlays, from the flows' state."""
+        if self._adopt_flows():
+            return
         dbg = self.debugger
         if dbg is not None:
             dbg.refresh()
         items = []
-        for name, flow in self.app.flows.items():
-            state = self.app.flow_state(name)
+        for name, flow in self._app.flows.items():
+            state = self._app.flow_state(name)
             title = flow.description or name
             items.append({"name": name, "state": state, "title": title})
-        for name, err in self.app.load_errors.items():
+        for name, err in self._app.load_errors.items():
             items.append({"name": name, "state": "not loaded", "title": err})
         if items != self.tabs.items:
             self.tabs.items = items
@@ -672,7 +757,7 @@ class Dashboard(NotebookFallback, pn.viewable.Viewer):
         name = self.selected
         if name is None:
             return
-        m = self.app.metrics(name)
+        m = self._app.metrics(name)
         parts = []
         for key, label in (("passes", "passes"), ("passes_per_min", "passes/min"),
                            ("failures", "failures"), ("source", "source"),
@@ -684,7 +769,7 @@ class Dashboard(NotebookFallback, pn.viewable.Viewer):
                         f'flex-wrap:wrap;gap:4px 12px">{"".join(parts)}</div>')
         if metrics_html != self.metrics.object:
             self.metrics.object = metrics_html
-        snap = self.app.feeds[name].state.snapshot()
+        snap = self._app.feeds[name].state.snapshot()
         log_key = (name, len(snap["log"]), snap["log"][-1] if snap["log"] else None)
         if log_key != self._log_key:
             self._log_key = log_key
@@ -703,7 +788,7 @@ class Dashboard(NotebookFallback, pn.viewable.Viewer):
     def _show_results(self, name: str, snap: dict[str, Any]) -> None:
         """Draw the newest results of this session's time over the live view, stamped
         with the frame they were computed on."""
-        run = self.app.current_run(name)
+        run = self._app.current_run(name)
         if run is None:
             return
         latest: dict[str, tuple[float, Any, Any]] = {}
@@ -719,10 +804,10 @@ class Dashboard(NotebookFallback, pn.viewable.Viewer):
                     latest[key] = (wall, out[key], _frame_of(rec))
         if not latest:
             return
-        key = tuple(sorted((k, id(v[1])) for k, v in latest.items()))
-        if key == self._shown_key:
+        shown = tuple(sorted((k, id(v[1])) for k, v in latest.items()))
+        if shown == self._shown_key:
             return
-        self._shown_key = key
+        self._shown_key = shown
         frame = max(latest.values(), key=lambda v: v[0])[2]
         shapes = overlays_from(*(latest[k][1] for k in ("texts", "matches", "detections")
                                  if k in latest),
@@ -782,20 +867,36 @@ class Dashboard(NotebookFallback, pn.viewable.Viewer):
         if doc is not None:
             doc.title = TITLE
         self.refresh()
-        header = pn.Row(self.title, self.tabs, sizing_mode="stretch_width")
+        header = pn.Row(self.title, self.pages, self.tabs, sizing_mode="stretch_width")
         draft_bar = pn.Row(self.description, self.modified, self.apply_button,
                            self.save_button, self.revert_button, self.notice,
-                           self.reload_button, sizing_mode="stretch_width",
+                           self.reload_button, self.files, sizing_mode="stretch_width",
                            styles={"flex-wrap": "wrap"})
         side = pn.Column(
+            self.recorder_controls,
             pn.pane.HTML('<h2 style="font:bold 13px sans-serif;margin:4px 0">Metrics</h2>'),
             self.metrics,
+            pn.Card(self.indicator, title="Indicate on screen", collapsed=False,
+                    sizing_mode="stretch_width"),
             pn.Card(self.run_log, title="Run log (newest first)", collapsed=False,
                     sizing_mode="stretch_width"),
             width=320, margin=(0, 0, 0, 10))
         top = pn.Row(self.live, side, sizing_mode="stretch_width")
-        return pn.Column(header, draft_bar, self.message, self.controls_area, top,
-                         self.debugger_area, sizing_mode="stretch_width",
+        flows = pn.Column(draft_bar, self.message, self.controls_area, top,
+                          self.debugger_area, sizing_mode="stretch_width")
+        runs = pn.Column(sizing_mode="stretch_width", visible=False)
+
+        def page(event: Any) -> None:  # the Runs tab: recorded runs and their reports
+            flows.visible = self.tabs.visible = event.new == "Flows"
+            runs.visible = event.new == "Runs"
+            if runs.visible:
+                if not runs.objects:
+                    runs.objects = [RunsView()]
+                else:
+                    runs.objects[0].refresh()
+
+        self.pages.param.watch(page, "value")
+        return pn.Column(header, flows, runs, sizing_mode="stretch_width",
                          styles={"max-width": "100vw", "overflow-x": "hidden"})
 
 

@@ -27,8 +27,8 @@ from kvmrpa._runtime import get_runtime
 
 from ._auth import can, requires
 from ._engine import flow_run_class
+from ._flowcanvas import FlowCanvas
 from ._floweditor import FlowEditor
-from ._flowview import FlowView
 from ._markup import LiveHTML
 from ._nodeeditor import NodeEditor
 from ._overlays import png_bytes, result_image, to_jsonable
@@ -108,8 +108,10 @@ class Debugger(NotebookFallback, pn.viewable.Viewer):
         self._launch_error: str | None = None
         self.pusher = Pusher(self.refresh)
         self._unsubscribe: Any = self.state.subscribe(self.pusher.poke)
-        self.flow_view = FlowView(flow)
+        #: The flow on the canvas (live states, breakpoint markers, editing).
+        self.flow_view = FlowCanvas(flow, on_change=self._on_canvas_edit)
         self.flow_view.param.watch(lambda e: setattr(self, "selected", e.new), ["selected"])
+        self.flow_view.param.watch(self._on_canvas_breakpoints, ["breakpoints"])
         self.param.watch(lambda e: setattr(self.flow_view, "selected", e.new), ["selected"])
         kinds = {"Run once": "primary", "Run in a loop": "primary", "Continue": "success",
                  "Stop": "danger"}
@@ -141,12 +143,16 @@ class Debugger(NotebookFallback, pn.viewable.Viewer):
         self.inspector_card = pn.Card(
             pn.Row(self.inspector_image, self.inspector_json, sizing_mode="stretch_width"),
             title="Inspector", collapsed=True, sizing_mode="stretch_width")
-        self.inspector_card.param.watch(lambda e: e.new or self._refresh_inspector(True),
-                                        ["collapsed"])
+
+        def opened(event: Any) -> None:
+            if not event.new:  # collapsed is now False
+                self._refresh_inspector(True)
+
+        self.inspector_card.param.watch(opened, ["collapsed"])
         self.error = pn.pane.Alert("", alert_type="danger", visible=False)
         #: The selected node's parameter form with "Run on current frame" (give it a
         #: ``source`` to run on live frames; the Dashboard does).
-        self.editor = NodeEditor(None)
+        self.editor = NodeEditor(None, on_edit=lambda _field: self.flow_view.refresh())
         #: Palette and graph edits of the flow (locked while a run is active).
         self.flow_editor = FlowEditor(flow, on_change=self._on_flow)
         self.param.watch(self._on_selected, ["selected"])
@@ -214,6 +220,20 @@ class Debugger(NotebookFallback, pn.viewable.Viewer):
                     dbg.add_breakpoint(nid)
 
             get_runtime().call_soon(apply)
+
+    def _on_canvas_edit(self) -> None:
+        """An edit made on the canvas: the same follow-up as one made in the form editor."""
+        self.flow_editor._sync_options()
+        if self.flow_editor._on_change is not None:
+            self.flow_editor._on_change()
+
+    def _on_canvas_breakpoints(self, event: param.parameterized.Event) -> None:
+        ids = list(self.flow.nodes) if self.flow is not None else []
+        wanted = [b for b in event.new if b in ids]
+        if not can("run"):
+            self.flow_view.breakpoints = list(self.breakpoints)
+        elif wanted != list(self.breakpoints):
+            self.breakpoints = wanted
 
     # -- controls -----------------------------------------------------------------------
     @property
@@ -290,6 +310,16 @@ class Debugger(NotebookFallback, pn.viewable.Viewer):
         ``flow.start(debug=True)`` or a FlowManager)."""
         self.feed.follow(run)
 
+    def indicate(self, view: Any, **params: Any) -> Any:
+        """An :class:`~kvmrpa.widgets.Indicator` linking ``view`` (a LiveView) to this
+        debugger's selected node: regions, clicks on text and captured templates on the
+        view edit that node (display it next to the view)."""
+        from ._indicate import Indicator
+
+        if self.editor.source is None:
+            self.editor.source = view.source  # "Run on current frame" reads the same video
+        return Indicator(view, self, **params)
+
     def _submit(self, coro: Any) -> None:
         fut = get_runtime().submit(coro)
         fut.add_done_callback(_log_failure)
@@ -359,6 +389,7 @@ class Debugger(NotebookFallback, pn.viewable.Viewer):
         snap = self.state.snapshot()
         active = self.active
         self.flow_editor.locked = active
+        self.flow_view.locked = active
         if self._temp_breakpoints and active and snap["status"] == "paused":
             temp, self._temp_breakpoints = self._temp_breakpoints, set()
             dbg = self.run.debugger

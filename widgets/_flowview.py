@@ -4,6 +4,9 @@ An ESM component (``_flowview.js``) draws the nodes and edges as SVG. Each node 
 ``<g role="button" data-node=… data-state=…>``; clicking it sets :attr:`selected`.
 States come from :attr:`states` (set by the Debugger / Dashboard from the run's events).
 Editing in code always works: call :meth:`refresh` after changing the flow.
+
+The Debugger and the Dashboard show :class:`~kvmrpa.widgets.FlowCanvas` (the editable
+canvas); FlowView stays as the light, read-only view (and the canvas benchmark's baseline).
 """
 
 from __future__ import annotations

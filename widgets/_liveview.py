@@ -11,6 +11,7 @@ one JPEG encode.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 from pathlib import Path
@@ -31,6 +32,7 @@ from ._auth import require, requires
 from ._encoder import EncodedFrame, FrameStreamer
 from ._overlays import overlays_from
 from ._params import BrowserParams
+from ._recorder import RecordingMixin
 from ._resources import NotebookFallback
 
 __all__ = ["LiveView", "browser_key"]
@@ -51,7 +53,7 @@ def frame_message(enc: EncodedFrame, stream: int = 0) -> dict[str, Any]:
     }
 
 
-class LiveView(NotebookFallback, BrowserParams, JSComponent):
+class LiveView(RecordingMixin, NotebookFallback, BrowserParams, JSComponent):
     """Live video of a source on a canvas, with overlays, hold, zoom, point and region.
 
     Click the video to set :attr:`point`, drag to set :attr:`region` (both in frame
@@ -59,11 +61,12 @@ class LiveView(NotebookFallback, BrowserParams, JSComponent):
     on, mouse and keyboard events on the view are sent to :attr:`driver`; pointer
     positions are frame pixels, and the driver's ``frame_size`` is kept equal to the size
     of the source's latest frame so that they land on the right target pixel.
+    :meth:`record` records the console's actions as a flow (``stop_recording()``).
     """
 
-    source = param.ClassSelector(class_=FrameSource, default=None, allow_None=True, doc="""
+    source = param.ClassSelector(class_=FrameSource, default=None, doc="""
         The frame source shown (a started FrameSource, e.g. from kvmrpa.capture.open_source).""")
-    driver = param.ClassSelector(class_=InputDriver, default=None, allow_None=True, doc="""
+    driver = param.ClassSelector(class_=InputDriver, default=None, doc="""
         Input driver that console mode forwards mouse and keyboard events to.""")
     paused = param.Boolean(default=False, doc="""
         Hold the picture: no frame is encoded or sent while held.""")
@@ -86,7 +89,7 @@ class LiveView(NotebookFallback, BrowserParams, JSComponent):
     view_width = param.Integer(default=0, bounds=(0, None), doc="""
         Displayed width in device pixels, reported by the browser; frames are
         downscaled to it.""")
-    fit = param.Selector(default="auto", objects=["auto", "width", "contain"], doc="""
+    fit: param.Selector[str] = param.Selector(default="auto", objects=["auto", "width", "contain"], doc="""
         How the video fills the view, always at the frame's proportions: 'width' fills the
         width (the view is as tall as the picture), 'contain' shows the whole frame inside
         the view's height and width; 'auto' contains when the view's height is bound
@@ -143,7 +146,7 @@ class LiveView(NotebookFallback, BrowserParams, JSComponent):
             if want and s is None and self.source is not None:
                 self._stream_id += 1
                 self._streamer = FrameStreamer(
-                    self.source, lambda enc, n=self._stream_id: self._send_frame(enc, n),
+                    self.source, functools.partial(self._send_frame, stream=self._stream_id),
                     width=lambda: self.view_width or None,
                     quality=lambda: self.quality, fps=lambda: self.fps, max_in_flight=4)
                 self._streamer.start()
@@ -209,6 +212,8 @@ class LiveView(NotebookFallback, BrowserParams, JSComponent):
         if drv is None:
             return False
         kind, action = event.get("kind"), event.get("action")
+        if self.recorder is not None and action != "move":
+            self._record_input(event, self.current_frame())  # see record()
         if kind == "mouse" and action == "move" and self._pending_input > 0:
             return False
         if self._pending_input > 32:
@@ -248,7 +253,10 @@ class LiveView(NotebookFallback, BrowserParams, JSComponent):
                 name = browser_key(str(event.get("key", "")))
                 if name is None:
                     return
-                if action == "down":
+                if len(name) == 1 and not name.isascii():
+                    if action == "down":  # a character no key of the table types
+                        await drv.type_text(name)
+                elif action == "down":
                     await drv.key_down(name)
                 else:
                     await drv.key_up(name)
@@ -304,9 +312,11 @@ class LiveView(NotebookFallback, BrowserParams, JSComponent):
         x, y, w, h = (round(v) for v in self.region)
         crop = frame.image[max(0, y):y + h, max(0, x):x + w]
         if crop.size == 0:
-            raise VisionError(f"live view of {self.source.display_url}: region {self.region} "
+            where = self.source.display_url if self.source is not None else "no source"
+            raise VisionError(f"live view of {where}: region {self.region} "
                               f"is outside the {frame.width}x{frame.height} frame")
-        return frame.derive(crop, offset=(frame.offset[0] + max(0, x), frame.offset[1] + max(0, y)))
+        ox, oy = frame.to_source(max(0, x), max(0, y))  # a scaled frame's crop too
+        return frame.derive(crop, offset=(round(ox), round(oy)))
 
     def save_template(self, name: str, folder: str | Path | None = None) -> Path:
         """Write the current :attr:`region` of the newest frame as template ``name``:
@@ -325,8 +335,8 @@ class LiveView(NotebookFallback, BrowserParams, JSComponent):
         frame = self.current_frame()
         if frame is None:
             raise VisionError(f"live view: no frame yet to save template {name!r} from")
-        region = tuple(round(v) for v in self.region)
-        template = Template.from_frame(frame, region, name=name)
+        x, y, w, h = (round(v) for v in self.region)
+        template = Template.from_frame(frame, (x, y, w, h), name=name)
         folder = Path(folder) if folder is not None else get_settings().store.templates_dir
         png = template.save(folder / f"{name}.png", sidecar=True)
         log.info("template %s saved to %s (seq %d of %s)", name, png, frame.seq,

@@ -8,7 +8,7 @@ page as it is.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import param
 from panel.custom import JSComponent
@@ -32,5 +32,5 @@ export function render({ model, el }) {
 }
 """
 
-    def __init__(self, object: str = "", **params: object) -> None:
+    def __init__(self, object: str = "", **params: Any) -> None:
         super().__init__(object=object, **params)

@@ -44,7 +44,8 @@ _COMMON = ("timeout", "retries", "retry_delay", "on_error")
 
 
 def _form_params(node: param.Parameterized) -> tuple[list[str], list[str]]:
-    own, common = [], []
+    own: list[str] = []
+    common: list[str] = []
     for name, p in node.param.objects("existing").items():
         if name == "name" or (p.precedence is not None and p.precedence < 0):
             continue
@@ -111,7 +112,7 @@ class NodeEditor(NotebookFallback, pn.viewable.Viewer):
     """The parameter form of one node, with "Run on current frame"."""
 
     node = param.Parameter(default=None, doc="The node (a kvmrpa.nodes.Node) being edited.")
-    source = param.ClassSelector(class_=FrameSource, default=None, allow_None=True, doc="""
+    source = param.ClassSelector(class_=FrameSource, default=None, doc="""
         Where "current frame" comes from (its latest frame).""")
     frame = param.ClassSelector(class_=Frame, default=None, allow_None=True, doc="""
         A fixed frame to run on instead of the source's latest one.""")

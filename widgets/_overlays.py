@@ -53,11 +53,11 @@ def _one(obj: Any) -> dict[str, Any] | None:
         conf = getattr(obj, "confidence", None)
         label = f"{text} {conf:.2f}" if isinstance(conf, float) else str(text)
         return {"kind": "text", "bbox": bbox, "label": label}
-    label = getattr(obj, "label", None)
-    if label is not None:
+    name = getattr(obj, "label", None)
+    if name is not None:
         conf = getattr(obj, "confidence", None)
         return {"kind": "detection", "bbox": bbox,
-                "label": f"{label} {conf:.2f}" if isinstance(conf, float) else str(label)}
+                "label": f"{name} {conf:.2f}" if isinstance(conf, float) else str(name)}
     score = getattr(obj, "score", None)
     if score is not None:
         return {"kind": "match", "bbox": bbox, "label": f"{float(score):.2f}"}
@@ -162,7 +162,7 @@ def result_image(output: Any, inputs: Any = None) -> np.ndarray | None:
     point = output.get("point")
     offset = tuple(getattr(frame, "offset", (0, 0)))
     scale = float(getattr(frame, "scale", 1.0))
-    if hasattr(frame, "from_source"):
+    if frame is not None and hasattr(frame, "from_source"):
         try:  # the one renderer (CJK captions), on any frame: cropped, scaled or whole
             from kvmrpa.vision import annotate
 

@@ -9,8 +9,9 @@ them, so a notebook needs no ``pn.extension()`` cell and renders with no interne
 routes already and is left alone. An explicit
 ``PANEL_INLINE`` in the environment wins over the setting.
 
-:func:`atomic_comm_sends` keeps the messages that threads send over a Jupyter comm
-from interleaving. :class:`NotebookFallback` gives every kvmrpa component's notebook output a plain-words
+:func:`atomic_comm_sends` keeps the messages sent over a Jupyter comm whole, in order
+(also those made before the page opened the comm) and free of CDN stylesheet links.
+:class:`NotebookFallback` gives every kvmrpa component's notebook output a plain-words
 notice that stays visible only while the JavaScript has not drawn the component (an
 untrusted notebook, a blocked script, a CDN that cannot be reached).
 """
@@ -22,6 +23,7 @@ import os
 import sys
 import threading
 import uuid
+import weakref
 from typing import Any
 
 import panel as pn
@@ -51,19 +53,33 @@ def in_kernel() -> bool:
 
 
 _send_lock = threading.RLock()
+_inline_css: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
 
 
 def atomic_comm_sends() -> None:
-    """Make each change Panel pushes over a Jupyter comm leave whole and in order.
+    """Make each change Panel pushes over a Jupyter comm leave whole, in order and with
+    this installation's stylesheets.
 
     Panel's ``push`` takes the document's pending changes (``diff``) and sends them as
     several comm messages (header, metadata, content, then each binary buffer). The live
     view sends frames and the debugger renders its state from other threads while a cell
     changes parameters on the kernel's main thread; interleaved, the browser rejects the
     messages ("Expected binary fragment but received text fragment", "buffer … not
-    found", "reference … isn't known") and the views stop updating. One lock around
-    ``push`` (in every Panel module that imported it) and ``send`` makes each diff-and-send
-    atomic; a push is a few queue writes, never a wait on the page.
+    found") and the views stop updating. One lock around ``push`` (in every Panel module
+    that imported it) and ``send`` makes each diff-and-send atomic; a push is a few queue
+    writes, never a wait on the page.
+
+    Until the page opens an output's comm (during "Run All" the kernel handles the
+    browser's comm-open only after the last cell), Panel serialises each push at once
+    and retries each message on its own 0.1 s timer, so they go out in any order; a
+    message that refers to a model defined by a later one is refused ("reference … isn't
+    known") and the view goes stale. Here the model changes stay held in the document
+    instead and go out as one message the moment the comm opens.
+
+    Panel inlines stylesheets only in an output's first render: a model whose
+    stylesheets change later (a pane given a new object) would get ``ImportedStyleSheet``
+    links to the CDN, which an offline page cannot load. With inline resources they are
+    replaced by this installation's files before the change is sent.
     """
     from panel.io import notebook
 
@@ -71,9 +87,14 @@ def atomic_comm_sends() -> None:
         return
     push, send = notebook.push, notebook.send
 
-    def locked_push(*args: Any, **kwargs: Any) -> None:
+    def locked_push(doc: Any, comm: Any, binary: bool = True, msg: Any = None) -> None:
         with _send_lock:
-            push(*args, **kwargs)
+            if msg is None and getattr(comm, "_comm", True) is None:
+                _send_when_open(doc, comm, binary, locked_push)
+                return
+            if msg is None and pn.config.inline:
+                _inline_stylesheets(doc)
+            push(doc, comm, binary, msg)
 
     def locked_send(comm: Any, msg: Any) -> None:
         with _send_lock:
@@ -84,6 +105,76 @@ def atomic_comm_sends() -> None:
     for name, module in list(sys.modules.items()):
         if name.startswith("panel.") and getattr(module, "push", None) is push:
             module.push = locked_push  # type: ignore[attr-defined]
+
+
+def _send_when_open(doc: Any, comm: Any, binary: bool, push: Any) -> None:
+    """Leave ``doc``'s model changes held and push them the moment ``comm`` opens (its
+    ``init``, called when the page's side of the comm opens); custom messages made
+    meanwhile (a live view's frames: the next one replaces them) are dropped. Called
+    with the send lock held."""
+    from bokeh.document.events import MessageSentEvent
+
+    held = doc.callbacks._held_events
+    if any(isinstance(e, MessageSentEvent) for e in held):
+        held[:] = [e for e in held if not isinstance(e, MessageSentEvent)]
+    waiting = comm.__dict__.setdefault("_kvmrpa_waiting", [])
+    if doc not in waiting:
+        waiting.append(doc)
+    if "init" in comm.__dict__:
+        return  # already hooked
+    init = comm.init
+
+    def init_then_push(*args: Any, **kwargs: Any) -> Any:
+        out = init(*args, **kwargs)
+        # at once: a message from the page (handled with the document unheld) would
+        # otherwise dispatch the held changes without sending them
+        with _send_lock:
+            del comm.init  # back to the class's method
+            docs, comm._kvmrpa_waiting = comm._kvmrpa_waiting, []
+            for d in docs:
+                push(d, comm, binary)
+        return out
+
+    comm.init = init_then_push
+
+
+def _inline_stylesheets(doc: Any) -> None:
+    """Replace the CDN ``ImportedStyleSheet`` links that ``doc``'s pending changes would
+    send with this installation's CSS (one ``InlineStyleSheet`` per file and document)."""
+    from bokeh.document.events import ModelChangedEvent
+    from bokeh.model import Model
+    from bokeh.models import ImportedStyleSheet
+    from bokeh.models.ui import UIElement
+    from panel.io.notebook import replace_inline_css
+
+    cache = _inline_css.setdefault(doc, {})
+
+    def local(sheet: Any) -> Any:
+        if not isinstance(sheet, ImportedStyleSheet):
+            return sheet
+        url = sheet.url
+        if url not in cache:
+            inline = replace_inline_css(sheet)
+            if inline is sheet:
+                return sheet  # not one of Panel's files
+            cache[url] = inline
+        return cache[url]
+
+    for event in list(doc.callbacks._held_events):
+        if not isinstance(event, ModelChangedEvent):
+            continue
+        if event.attr == "stylesheets":
+            models = [event.model]
+        else:  # new children, panes, …: their own stylesheets are sent with them
+            new = event.new if isinstance(event.new, (list, tuple)) else [event.new]
+            models = [s for m in new if isinstance(m, Model) for s in m.select({"type": UIElement})]
+        for model in models:
+            if not isinstance(model, UIElement):
+                continue
+            sheets = list(model.stylesheets)
+            patched = [local(s) for s in sheets]
+            if any(a is not b for a, b in zip(patched, sheets, strict=True)):
+                model.stylesheets = patched
 
 
 def use_local_resources(*, load: bool | None = None) -> bool:
@@ -97,7 +188,10 @@ def use_local_resources(*, load: bool | None = None) -> bool:
     if not load:  # a server (kvmrpa serve, panel serve) serves its own files already
         return bool(pn.config.inline)
     if "PANEL_INLINE" not in os.environ:
-        pn.config.inline = not get_settings().stream.cdn_resources
+        # panel's config takes "inline" through its __setattr__ (into _inline); its type
+        # stubs declare only the read-only property.
+        config: Any = pn.config
+        config.inline = not get_settings().stream.cdn_resources
     atomic_comm_sends()
     pn.extension()
     return bool(pn.config.inline)

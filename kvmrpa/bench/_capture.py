@@ -123,9 +123,11 @@ def _frame_ages(url: str, app: LabApp, samples: int) -> tuple[list[float], list[
             app.set_text("big", bg=name)
             changed = time.monotonic()
             ok = src_watch.done.wait(5) and bare_watch.done.wait(5)
-            if ok and i > 0:  # the first change only sets the stage
-                ages_src.append((src_watch.seen_at - changed) * 1000)  # type: ignore[operator]
-                ages_bare.append((bare_watch.seen_at - changed) * 1000)  # type: ignore[operator]
+            seen_src, seen_bare = src_watch.seen_at, bare_watch.seen_at  # set when done
+            if ok and i > 0 and seen_src is not None and seen_bare is not None:
+                # (the first change only sets the stage)
+                ages_src.append((seen_src - changed) * 1000)
+                ages_bare.append((seen_bare - changed) * 1000)
             time.sleep(rng.uniform(0.1, 0.3))  # decorrelate from the frame phase
     finally:
         stop.set()
@@ -138,7 +140,8 @@ def _frame_ages(url: str, app: LabApp, samples: int) -> tuple[list[float], list[
 
 def _open_times(url: str, rounds: int) -> tuple[float, float]:
     opts = ReaderOptions.from_settings()
-    short, default = [], []
+    short: list[float] = []
+    default: list[float] = []
     for _ in range(rounds):
         for options, out in ((ffmpeg_options(url, opts), short),
                              (f"rtsp_transport;{opts.transport}", default)):

@@ -8,15 +8,21 @@
   :class:`~kvmrpa.engine.FlowManager` in this process (the baseline without Dask);
 * ``fleet.overhead_ms_per_target``: a one-node flow on one target through the warm
   2-worker fleet (placement, the task, the result, the record written here) minus
-  ``fleet.local_run_ms``, the same flow run by a local :class:`~kvmrpa.engine.FlowRun`.
+  ``fleet.local_run_ms``, the same flow run by a local :class:`~kvmrpa.engine.FlowRun`;
+* ``fleet.scheduler_kib_per_target``: how much the scheduler's process grows (peak
+  RSS during the run over before it) per target, for M targets of that one-node flow
+  in one run (a LocalCluster's scheduler lives in the caller's process, so this also
+  counts the caller's bookkeeping of each target).
 
-Quick mode: 4 targets and 3 overhead samples; full: 16 targets and 7 samples.
+The clusters are the fleet's own (:func:`~kvmrpa.fleet._fleet.local_cluster`): each
+worker's native thread pools (onnxruntime, OpenCV, OpenMP) sized to its one thread.
+
+Quick mode: 4 targets, 3 overhead samples, M = 100; full: 16 targets, 7 samples, M = 400.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import statistics
 import time
 from collections.abc import Iterator
@@ -27,6 +33,7 @@ from . import BenchSkipped
 KEYS = (
     "fleet.passes_per_min_2_workers", "fleet.passes_per_min_1_worker", "fleet.scaling_ratio",
     "fleet.local_manager_passes_per_min", "fleet.overhead_ms_per_target", "fleet.local_run_ms",
+    "fleet.scheduler_kib_per_target",
 )
 
 
@@ -34,12 +41,9 @@ KEYS = (
 def _cluster(workers: int) -> Iterator[Any]:
     import distributed
 
-    from ..fleet._fleet import quiet_dask_logs
+    from ..fleet._fleet import local_cluster, quiet_dask_logs
 
-    cluster = distributed.LocalCluster(
-        n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-        dashboard_address="127.0.0.1:0", scheduler_kwargs={"dashboard": False},
-        worker_dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
+    cluster = local_cluster(workers, 1)
     try:
         quiet_dask_logs()
         client = distributed.Client(cluster)
@@ -115,6 +119,44 @@ def _overhead(client: Any, samples: int) -> tuple[float, float]:
     return statistics.median(remote) * 1000 - local_ms, local_ms
 
 
+def _scheduler_kib_per_target(client: Any, n: int) -> float:
+    import threading
+
+    from ..engine import Flow
+    from ..fleet import Fleet, Target
+
+    def rss() -> int:
+        # the scheduler's own process monitor (psutil, which distributed depends on)
+        return int(client.run_on_scheduler(
+            lambda dask_scheduler: dask_scheduler.monitor.proc.memory_info().rss))
+
+    flow = Flow("bench-memory")
+    flow.add("variable", "set", variable="x", value=1)
+    targets = [Target(f"m{i:04d}", "sim://desktop?seed=1", "sim://desktop?seed=1")
+               for i in range(n)]
+    Fleet(targets[:2], scheduler=client).execute(flow)  # warm
+    base = peak = rss()
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.wait(0.05):
+            peak = max(peak, rss())
+
+    sampler = threading.Thread(target=sample, name="kvmrpa-bench-rss", daemon=True)
+    sampler.start()
+    try:
+        report = Fleet(targets, scheduler=client).execute(flow)
+    finally:
+        done.set()
+        sampler.join(5)
+    peak = max(peak, rss())
+    bad = [r for r in report.results if not r.ok]
+    if bad:
+        raise RuntimeError(f"fleet bench: memory run {bad[0].target}: {bad[0].error}")
+    return max(0, peak - base) / 1024 / n
+
+
 def run(quick: bool) -> dict[str, float | None]:
     try:
         import distributed  # noqa: F401
@@ -132,6 +174,8 @@ def run(quick: bool) -> dict[str, float | None]:
         overhead, local_ms = _overhead(client, 3 if quick else 7)
         out["fleet.overhead_ms_per_target"] = overhead
         out["fleet.local_run_ms"] = local_ms
+        out["fleet.scheduler_kib_per_target"] = _scheduler_kib_per_target(
+            client, 100 if quick else 400)
     with _cluster(1) as client:
         out["fleet.passes_per_min_1_worker"] = _passes_per_min(client, flow, n, 100)
     out["fleet.local_manager_passes_per_min"] = _local_manager(flow, n, 100)

@@ -66,8 +66,8 @@ def _screen(scale: float) -> np.ndarray:
     d.text((bx + 30 * scale, by + 10 * scale), "确定 OK",
            font=ImageFont.truetype(font, round(22 * scale)), fill=(20, 20, 20))
     for i in range(6):  # icons in a dock
-        x = (700 + 70 * i) * scale
-        d.rectangle((x, 650 * scale, x + 48 * scale, 698 * scale), fill=(60 + 30 * i, 120, 200))
+        ix = (700 + 70 * i) * scale
+        d.rectangle((ix, 650 * scale, ix + 48 * scale, 698 * scale), fill=(60 + 30 * i, 120, 200))
     return np.ascontiguousarray(np.asarray(img)[:, :, ::-1])
 
 
@@ -89,7 +89,7 @@ def _line_roi(scale: float, index: int) -> tuple[int, int, int, int]:
 
     text, (x, y), px = _LINES[index]
     font = ImageFont.truetype(find_cjk_font(), round(px * scale))
-    left, top, right, bottom = font.getbbox(text)
+    left, top, right, bottom = (round(v) for v in font.getbbox(text))
     m = round(8 * scale)
     return (round(x * scale) + left - m, round(y * scale) + top - m,
             right - left + 2 * m, bottom - top + 2 * m)
@@ -99,13 +99,15 @@ def _figures(scale: float, quick: bool, suffix: str, with_ocr_parts: bool) -> di
     from ..vision import Template, match_template, ocr
 
     frame = Frame(_screen(scale))
-    tpl = Template.from_frame(frame, tuple(round(v * scale) for v in _BUTTON))
+    b = [round(v * scale) for v in _BUTTON]
+    tpl = Template.from_frame(frame, (b[0], b[1], b[2], b[3]))
     roi = _line_roi(scale, _ROI_LINE)
     expected = _LINES[_ROI_LINE][0]
     got = ocr(frame, roi, rec_only=True).texts
     if got != [expected]:  # a benchmark of wrong answers measures nothing
         raise RuntimeError(f"vision bench: rec-only OCR read {got!r}, expected {expected!r}")
     want = tpl.region
+    assert want is not None  # a template cut from a frame knows where it came from
     for c2f in (False, True):
         found = match_template(frame, tpl, coarse_to_fine=c2f).bboxes
         if found != [want]:

@@ -294,7 +294,13 @@ class FrameStreamer:
                 exited.set()
                 return
         task = asyncio.get_running_loop().create_task(self._pump())
-        task.add_done_callback(lambda t: (exited.set(), t.cancelled() or t.exception()))
+
+        def ended(t: asyncio.Task[None]) -> None:
+            exited.set()
+            if not t.cancelled():
+                t.exception()  # retrieved, so asyncio does not log it as never retrieved
+
+        task.add_done_callback(ended)
         self._task = task
 
     def _cancel(self) -> None:

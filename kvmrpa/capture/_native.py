@@ -33,6 +33,7 @@ import threading
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import cv2
 
@@ -52,7 +53,7 @@ COLLECT_LINES = 32
 _LOCK = threading.Lock()
 _WINDOW = threading.Lock()  # one fd-2 window at a time
 _collectors: dict[int, deque[str]] = {}
-_state: dict[str, object] = {}  # lib, callback, default, cv_level_set
+_state: dict[str, Any] = {}  # lib, callback, default, cv_level_set
 _POINTER = re.compile(r" @ 0x[0-9a-fA-F]+\]")
 _OPENCV_LINE = re.compile(rb"^\[\s*(FATAL|ERROR|WARN|INFO|DEBUG|VERBOSE)[:\]][^\]]*\]\s?(.*)$")
 _OPENCV_LEVELS = {b"FATAL": logging.CRITICAL, b"ERROR": logging.ERROR,

@@ -447,7 +447,7 @@ class DeviceSource(ReaderSource):
                                   f"(busy, no permission, or not a capture device)")
         props = self._props
         if "fourcc" in props and len(props["fourcc"]) == 4:
-            cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*props["fourcc"]))
+            cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter.fourcc(*props["fourcc"]))
         for key, prop in (("width", cv2.CAP_PROP_FRAME_WIDTH),
                           ("height", cv2.CAP_PROP_FRAME_HEIGHT), ("fps", cv2.CAP_PROP_FPS)):
             if key in props:

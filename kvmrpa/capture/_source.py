@@ -18,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -93,7 +93,7 @@ class FrameSource(abc.ABC):
         self._release_to: Callable[[FrameSource], None] | None = None
 
     # -- lifecycle -----------------------------------------------------------------
-    def start(self) -> FrameSource:
+    def start(self) -> Self:
         """Start producing frames (idempotent). Returns ``self``."""
         with self._lock:
             if self._started:

@@ -25,6 +25,7 @@ COMMANDS: tuple[str, ...] = (
     "validate",
     "run",
     "runs",
+    "report",
     "schema",
     "convert",
     "send",

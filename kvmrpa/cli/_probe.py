@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .._frame import Frame
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,6 +46,7 @@ def probe(url: str, seconds: float) -> dict[str, Any]:
     last = None
     try:
         deadline = start + seconds
+        frame: Frame | None
         while (remaining := deadline - time.monotonic()) > 0:
             try:
                 frame = src.wait_frame(last.seq if last else None, timeout=min(remaining, 0.05))

@@ -196,12 +196,13 @@ def run(args: argparse.Namespace) -> int:
         for line in problems:
             print(line, file=sys.stderr if args.json else sys.stdout)
         return 2
+    assert flow is not None  # no problems: a flow
     flow, source = override_sources(flow, args.source)
     if not args.no_record:
         from ..engine._records import get_run_store
 
         get_run_store().check_writable()  # a run must not lose its record silently
-    run_ = FlowRun(flow, passes=args.passes, interval=args.interval,  # type: ignore[arg-type]
+    run_ = FlowRun(flow, passes=args.passes, interval=args.interval,
                    duration=args.duration, source=source, input=args.input,
                    variables=_variables(args.var), record=not args.no_record)
     interrupted = False

@@ -5,6 +5,8 @@ scenario flows of ``notebooks/flows/`` loaded and the first one selected; every 
 on that desktop, which the live view shows. With ``--flows DIR`` each flow runs on (and
 the live view shows) its own source, ``sim://desktop`` for flows that name none;
 ``--source`` / ``--input`` make every flow run on the given URLs instead.
+``--fleet FILE`` serves the fleet dashboard of a targets file instead (the flows of
+``--flows`` run on its targets through Dask: ``--local N`` workers, or ``--scheduler``).
 
 Security: it binds 127.0.0.1 by default, where the single local user is admin. Any other
 address needs an auth file (``user:scrypt-hash:role`` lines, made with ``kvmrpa passwd``)
@@ -86,6 +88,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="allow plain HTTP on a non-loopback address (passwords and cookies "
                         "travel unencrypted; the page shows a warning)")
     p.add_argument("--show", action="store_true", help="open a browser tab")
+    p.add_argument("--fleet", metavar="FILE", default=None,
+                   help="serve the fleet dashboard of a targets file instead: a grid of "
+                        "the targets (thumbnails, states, pass rates, start/stop) running "
+                        "the flows of --flows on Dask (kvmrpa[fleet])")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                       help="with --fleet: a running Dask scheduler (tcp://host:8786)")
+    where.add_argument("--local", type=int, default=2, metavar="N",
+                       help="with --fleet: start a LocalCluster of N worker processes (default 2)")
     p.set_defaults(func=run)
 
 
@@ -244,8 +255,14 @@ def run(args: argparse.Namespace) -> int:
     # The demo (no --flows, no --source): every scenario flow runs on the one simulated
     # desktop the live view shows. Otherwise flows keep their own URLs unless --source.
     demo = not args.flows and not args.source
-    app = DashboardApp(flows_dir=flows_dir, source_url=source, input_url=input_url,
-                       override=bool(args.source) or demo)
+    if args.fleet:
+        from kvmrpa.widgets import FleetApp
+
+        app = FleetApp.open(args.fleet, flows_dir=flows_dir, scheduler=args.scheduler,
+                            local=args.local)
+    else:
+        app = DashboardApp(flows_dir=flows_dir, source_url=source, input_url=input_url,
+                           override=bool(args.source) or demo)
 
     def page() -> object:
         dash = app.view()

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..engine import Flow
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,7 +31,7 @@ def one_line(item: object) -> str:
     return safe_text(item)
 
 
-def load_checked(path: str, strict: bool) -> tuple[object | None, list[str], list[str]]:
+def load_checked(path: str, strict: bool) -> tuple[Flow | None, list[str], list[str]]:
     """``(flow or None, problem lines, warning lines)`` for a flow file; never raises."""
     from .._errors import FlowFormatError, FlowValidationError, KvmrpaError
     from ..engine import Flow
@@ -57,6 +61,6 @@ def run(args: argparse.Namespace) -> int:
             print(line)
         return 2
     assert flow is not None
-    print(one_line(f"ok: flow {flow.name!r}: {len(flow.nodes)} nodes, "  # type: ignore[attr-defined]
-                   f"{len(flow.edges)} edges"))  # type: ignore[attr-defined]
+    print(one_line(f"ok: flow {flow.name!r}: {len(flow.nodes)} nodes, "
+                   f"{len(flow.edges)} edges"))
     return 0

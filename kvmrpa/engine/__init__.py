@@ -9,8 +9,15 @@ run records and the FlowManager.
   :class:`ExecutionGate`, the public protocol through which a controller holds nodes;
 * :class:`NodeStatus` — a node's state (a ``str`` enum: ``status == "done"`` works);
 * events (:class:`Event` and subclasses) as async iterators and callbacks;
-* run records (:func:`list_runs`, :func:`read_run`);
-* :class:`FlowManager` — the thread-safe owner of active flows.
+* run records (:func:`list_runs`, :func:`read_run`), their reports (:class:`RunReport`,
+  ``RunResult.report()``) and ``replay://RUN_ID`` (a source playing a run's frames);
+* macro text (DuckyScript-like): :func:`macro_to_flow`, :func:`read_macro`,
+  :func:`flow_to_macro`;
+* :class:`FlowManager` — the thread-safe owner of active flows;
+* :class:`TemplateStore` — a flow's template images (``templates/`` beside the flow
+  file): save a crop of a frame with its capture metadata, list, rename, delete, load.
+* :class:`Recorder` — console actions (clicks, keys, typed text) turned into a flow of
+  anchored steps.
 
 Files in the original system's format are read through :mod:`kvmrpa.legacy`.
 """
@@ -41,9 +48,13 @@ from ._events import (
 from ._executor import FlowRun, NodeRecord, RunResult
 from ._flow import SCHEMA_VERSION, Edge, Flow, FlowNode
 from ._hooks import ExecutionGate
+from ._macro import flow_to_macro, macro_to_flow, read_macro
 from ._manager import FlowManager
+from ._recorder import Recorder
 from ._records import list_runs, read_run
+from ._report import RunReport
 from ._sources import override_sources, source_nodes
+from ._templates import TemplateInfo, TemplateStore, safe_template_name
 from ._validate import flow_schema
 
 #: The engine's debugger under the name the top-level package exports (the widget of
@@ -75,15 +86,23 @@ __all__ = [
     "PassFinished",
     "PassStarted",
     "Paused",
+    "Recorder",
     "Resumed",
+    "RunReport",
     "RunResult",
     "StopRequested",
     "Subscription",
+    "TemplateInfo",
+    "TemplateStore",
     "flow_schema",
+    "flow_to_macro",
     "list_runs",
     "load_flow",
+    "macro_to_flow",
     "override_sources",
+    "read_macro",
     "read_run",
+    "safe_template_name",
     "source_nodes",
 ]
 

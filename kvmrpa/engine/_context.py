@@ -28,7 +28,7 @@ from .._urls import redact_url
 from ..nodes._base import resolve_env_refs
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._executor import FlowRun
+    from . import FlowRun  # the package's name: the executor imports this module
 
 __all__ = ["Inputs", "NodeContext"]
 
@@ -209,7 +209,7 @@ class Resources:
         for url, src in self._sources.items():
             metrics = getattr(src, "metrics", None)
             try:
-                m = metrics() if callable(metrics) else None
+                m: Any = metrics() if callable(metrics) else None
                 out[redact_url(url)] = m.as_dict() if hasattr(m, "as_dict") else m
             except Exception as exc:  # a broken source must not break the report
                 out[redact_url(url)] = {"error": str(exc)}
@@ -318,6 +318,12 @@ class NodeContext:
     def record_action(self, action: Mapping[str, Any]) -> None:
         """Add an entry to the run's audit trail (and its run record)."""
         self._run.record_action(self.node_id, action)
+
+    def observe(self, frame: Any, **results: Any) -> None:
+        """Report a frame this node looked at and what it found there (``texts=``,
+        ``matches=``, ``detections=``): the run's report shows it, also when the node
+        then fails (a wait that timed out shows what it last saw)."""
+        self._run.observe(self.node_id, frame, results)
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         """From a blocking ``run`` (a worker thread): run ``coro`` on the runtime loop.

@@ -30,7 +30,7 @@ from .._errors import FlowStateError, FlowValidationError, Problem
 from .._runtime import get_runtime
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._executor import FlowRun, NodeRecord, RunResult
+    from . import FlowRun, NodeRecord, RunResult  # the package's names: the run makes its debugger
 
 __all__ = ["Debugger"]
 

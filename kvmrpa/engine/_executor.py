@@ -85,6 +85,7 @@ from ._scheduler import Graph, Scheduler
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._debugger import Debugger
+    from ._report import RunReport
 
 __all__ = ["FlowRun", "NodeRecord", "RunResult", "pass_outcome"]
 
@@ -151,6 +152,17 @@ class RunResult:
     def ok(self) -> bool:
         return self.status == "ok"
 
+    def report(self) -> RunReport:
+        """The run's report from its record: it displays inline in a notebook and
+        ``.save(path)`` writes one self-contained HTML file."""
+        from .._errors import FlowStateError
+        from ._report import RunReport
+
+        if not self.record:
+            raise FlowStateError(f"run {self.run_id} of flow {self.flow!r} kept no record "
+                                 "(record=False)", flow=self.flow)
+        return RunReport.load(self.record)
+
     def as_dict(self) -> dict[str, Any]:
         return {"flow": self.flow, "status": self.status, "passes": self.passes,
                 "error": self.error, "nodes": self.nodes, "variables": self.variables,
@@ -203,6 +215,12 @@ class FlowRun:
         self.duration_limit = duration
         self.source_url = source or flow.source
         self.input_url = input or flow.input
+        if _replays(self.source_url):
+            from ._replay import own_player
+
+            if input is None:  # a replay acts on nothing
+                self.input_url = "dryrun://replay"
+            self.source_url = own_player(self.source_url or "", self.run_id)
         self.stop_on_error = stop_on_error
         self.variables: dict[str, Any] = _resolve_variables(flow)
         if variables:
@@ -226,6 +244,8 @@ class FlowRun:
         self._bus = EventBus(settings.event_buffer)
         self._record_wanted = record
         self._recorder = RunRecorder(self._t)
+        #: Nodes whose decisions (frame, results) the run record keeps.
+        self._watched: frozenset[str] = frozenset()
         self._resources = Resources(self)
         self._invoker = NodeInvoker(self)
         self._pass: _Pass | None = None
@@ -459,6 +479,13 @@ class FlowRun:
 
     _record_action = record_action
 
+    def observe(self, node_id: str, frame: Any, results: Mapping[str, Any]) -> None:
+        """``node_id`` looked at ``frame`` and found ``results`` (texts, matches …): kept
+        for the run's report when the node fails or the pass is recorded in full."""
+        evidence = self._recorder.evidence
+        if evidence is not None and node_id in self._watched:
+            evidence.observe(self.passes, node_id, frame, results)
+
     @contextlib.contextmanager
     def tracking_call(self, future: concurrent.futures.Future[Any]) -> Any:
         """While inside, ``future`` (a coroutine a blocking node waits on) is cancelled
@@ -678,8 +705,9 @@ class FlowRun:
             if self._record_wanted:
                 self._recorder.open(self.run_id, self.flow.name, self._wall_start,
                                     self.planned, self.source_url, self.input_url,
-                                    len(self.flow.nodes))
+                                    len(self.flow.nodes), graph=self.flow)
                 self._bus.add_sink(self._recorder.event)
+                self._watched = self._recorder.watch(self._t_start, self.graph.types)
             if self.duration_limit:
                 timer = asyncio.get_running_loop().call_later(
                     self.duration_limit, self._request_stop, "duration")
@@ -834,6 +862,8 @@ class FlowRun:
             if self._bus.active:
                 self.emit(PassFinished, pass_index=p.index, status=status, duration=duration,
                           error=str(p.error) if p.error else None, outcome=self.outcome)
+            if self._recorder.evidence is not None:  # after pass_finished in the record
+                self._recorder.evidence.pass_end(p.index, status)
             self.notify()
 
     async def _settle(self, p: _Pass) -> None:
@@ -904,6 +934,9 @@ class FlowRun:
         """A node's task of pass ``p`` has its outcome: record it, resolve the edges."""
         rec = self.nodes[nid]
         rec.finished = time.perf_counter() - p.t0
+        evidence = self._recorder.evidence if nid in self._watched else None
+        if evidence is not None:
+            evidence.node(p.index, nid, rec.inputs, output, error, rec.started, rec.finished)
         if p.done.done():  # the pass ended (stop or fail-fast) while this node finished
             rec.status, rec.output, rec.error = (DONE, output, None) if error is None \
                 else (FAILED, None, error)
@@ -942,6 +975,11 @@ def _resolve_variables(flow: Flow) -> dict[str, Any]:
                 raise FlowValidationError([Problem(None, f"variables.{name}", str(exc.args[0]))],
                                           flow=flow.name) from None
     return out
+
+
+def _replays(url: str | None) -> bool:
+    """Whether ``url`` replays a recorded run (``replay://``)."""
+    return isinstance(url, str) and url.strip().lower().startswith("replay://")
 
 
 def _consume(task: asyncio.Task[Any]) -> None:

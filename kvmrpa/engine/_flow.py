@@ -15,6 +15,10 @@ target, so a process killed mid-save leaves the old file or the new one. Secrets
 ``${env:NAME}`` references: they are saved as written and resolved only at run time;
 a plain-text secret is refused on save (:meth:`Flow.plain_secrets` says where they are
 looked for).
+
+Validation (``_validate``) sits below this module; the executor sits above it, so
+:meth:`Flow.start` / :meth:`Flow.run` take :class:`FlowRun` from the package
+(``kvmrpa.engine``), as the engine's other parts do for the run's types.
 """
 
 from __future__ import annotations
@@ -34,14 +38,14 @@ from typing import TYPE_CHECKING, Any
 from .._errors import FlowError, FlowValidationError, Problem
 from .._redact import is_secret_name, plain_secret_in_url
 from ..nodes import ENV_REF, Node, get_node_class
+from ._model import SCHEMA_VERSION, Edge, FlowNode
+from ._validate import document_fields, flow_problems, parse_document, read_document
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._executor import FlowRun, RunResult
+    from . import FlowRun, RunResult
 
 __all__ = ["SCHEMA_VERSION", "Edge", "Flow", "FlowNode"]
 
-#: Version of the native flow format written by this release.
-SCHEMA_VERSION = 1
 _ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$")
 
 
@@ -52,46 +56,6 @@ def _has_plain_password(url: str) -> bool:
 
 def _now() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-
-
-@dataclass(frozen=True)
-class Edge:
-    """A connection; ``branch`` set means "only when the source returned that label"
-    (``"error"``: only when the source failed)."""
-
-    source: str
-    target: str
-    branch: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"source": self.source, "target": self.target}
-        if self.branch is not None:
-            out["branch"] = self.branch
-        return out
-
-
-@dataclass
-class FlowNode:
-    """A node placed in a flow: its id, the node (parameters), label and position."""
-
-    id: str
-    node: Node
-    label: str = ""
-    position: tuple[float, float] = (0.0, 0.0)
-
-    @property
-    def type(self) -> str:
-        return self.node.type_name
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"id": self.id, "type": self.type}
-        if self.label:
-            out["label"] = self.label
-        params = self.node.values()
-        if params:
-            out["params"] = params
-        out["position"] = [self.position[0], self.position[1]]
-        return out
 
 
 @dataclass
@@ -193,9 +157,8 @@ class Flow:
     # -- validation ----------------------------------------------------------------------
     def problems(self) -> list[Problem]:
         """Every problem of this flow (node checks and graph checks), all together."""
-        from ._validate import flow_problems
-
-        return flow_problems(self)
+        return flow_problems(self.nodes, self.edges, self.passes, self.interval,
+                             self.variables)
 
     def validate(self) -> Flow:
         """Raise :class:`FlowValidationError` listing every problem; returns ``self``."""
@@ -236,21 +199,15 @@ class Flow:
     def from_dict(cls, data: Mapping[str, Any], *, origin: str = "<dict>") -> Flow:
         """Build a flow from native or original-format data, raising one
         :class:`FlowValidationError` listing every problem."""
-        from ._validate import document_to_flow
-
-        return document_to_flow(data, origin=origin)
+        return cls(**document_fields(data, origin=origin))
 
     @classmethod
     def from_json(cls, text: str | bytes, *, origin: str = "<string>") -> Flow:
-        from ._validate import parse_document
-
         return cls.from_dict(parse_document(text, origin=origin), origin=origin)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Flow:
         """Read a flow file (native or the original system's format, auto-detected)."""
-        from ._validate import read_document
-
         return cls.from_dict(read_document(path), origin=str(path))
 
     def plain_secrets(self) -> list[Problem]:
@@ -298,13 +255,13 @@ class Flow:
     # -- running -------------------------------------------------------------------------
     def start(self, **options: Any) -> FlowRun:
         """Start a run in the background (see :class:`FlowRun` for the options)."""
-        from ._executor import FlowRun
+        from . import FlowRun
 
         return FlowRun(self, **options).start()
 
     def run(self, timeout: float | None = None, **options: Any) -> RunResult:
         """Run (one pass by default) and block until it ends; returns the result."""
-        from ._executor import FlowRun
+        from . import FlowRun
 
         options.setdefault("passes", 1)
         return FlowRun(self, **options).start().result(timeout)
@@ -312,7 +269,7 @@ class Flow:
     async def arun(self, **options: Any) -> RunResult:
         """Async form of :meth:`run`, usable from any event loop."""
         from .._runtime import get_runtime
-        from ._executor import FlowRun
+        from . import FlowRun
 
         options.setdefault("passes", 1)
         # validation may load models and templates (node checks): not on the caller's loop

@@ -25,7 +25,7 @@ from ._context import CURRENT_NODE, Inputs, NodeContext
 from ._events import NodeFailed, NodeFinished, NodeStarted, summarize
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._executor import FlowRun, NodeRecord
+    from . import FlowRun, NodeRecord  # the package's names: the executor imports this module
 
 __all__ = ["NodeInvoker"]
 

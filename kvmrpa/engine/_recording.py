@@ -3,7 +3,9 @@ released) and each pass's outcome in words.
 
 :class:`RunRecorder` is what the executor writes through; it owns the run's
 :class:`~kvmrpa.engine._records.RunRecord` (the writer thread belongs to the run store,
-so writing never blocks the loop nor needs a pool thread). :func:`pass_outcome` is the
+so writing never blocks the loop nor needs a pool thread) and, when ``store.frames`` is on,
+the run's :class:`~kvmrpa.engine._evidence.RunEvidence` (the frames vision nodes decided
+on, for reports and replay). :func:`pass_outcome` is the
 short, human summary of a pass (``ok · 2 actions``) carried by ``pass_finished`` /
 ``flow_finished`` events, the run's result and so the record.
 """
@@ -17,12 +19,14 @@ import socket
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from .._settings import get_settings
 from .._urls import redact_url
 from ._events import Event, NodeStatus
+from ._evidence import RunEvidence
 from ._records import RunRecord, get_run_store
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._executor import NodeRecord
+    from . import NodeRecord  # the package's name: the executor imports this module
     from ._scheduler import Graph
 
 __all__ = ["RunRecorder", "pass_outcome"]
@@ -33,24 +37,43 @@ DONE, SKIPPED, STOPPED = NodeStatus.DONE, NodeStatus.SKIPPED, NodeStatus.STOPPED
 class RunRecorder:
     """The run record of one run (every method is a no-op without a record)."""
 
-    __slots__ = ("_clock", "record")
+    __slots__ = ("_clock", "evidence", "record")
 
     def __init__(self, clock: Any) -> None:
         self._clock = clock
         self.record: RunRecord | None = None
+        #: What vision nodes decided on (``None``: no record, or ``store.frames`` off).
+        self.evidence: RunEvidence | None = None
 
     @property
     def path(self) -> str | None:
         return str(self.record.path) if self.record else None
 
     def open(self, run_id: str, flow: str, started: float, passes: int, source: str | None,
-             input: str | None, nodes: int) -> None:
+             input: str | None, nodes: int, graph: Any = None) -> None:
         self.record = get_run_store().open(run_id, flow)
-        self.record.write({
+        head: dict[str, Any] = {
             "kind": "run", "run_id": run_id, "flow": flow, "started": started,
             "passes": passes, "pid": os.getpid(), "host": socket.gethostname(),
             "source": redact_url(source) if source else None,
-            "input": redact_url(input) if input else None, "nodes": nodes})
+            "input": redact_url(input) if input else None, "nodes": nodes}
+        if graph is not None:  # the shape of the flow (no parameters: they may hold secrets)
+            head["graph"] = {
+                "nodes": [{"id": fn.id, "type": fn.type, "label": fn.label[:200],
+                           "position": list(fn.position)}
+                          for fn in list(graph.nodes.values())[:2000]],
+                "edges": [e.to_dict() for e in graph.edges[:5000]]}
+        self.record.write(head)
+
+    def watch(self, t0: float, types: Mapping[str, str]) -> frozenset[str]:
+        """Start keeping evidence of the nodes ``types`` names (id → type); returns the
+        ids watched (none without a record or with ``store.frames`` off)."""
+        store = get_settings().store
+        if self.record is None or not store.frames:
+            return frozenset()
+        self.evidence = RunEvidence(self.record, t0, types, store.record_detail_passes,
+                                    store.frames_max_bytes, store.frame_quality)
+        return self.evidence.watched
 
     def event(self, event: Event) -> None:
         """The event bus's sink: every event goes to the record."""

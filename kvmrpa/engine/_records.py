@@ -10,7 +10,9 @@ redacted and strict JSON. A record over ``store.record_max_bytes`` continues in 
 file (the full one is kept as ``<name>.jsonl.<n>``); a loop run keeps every line of its
 first ``store.record_detail_passes`` passes and of failed passes, and counters
 (``pass_summary`` lines) for the rest. A record that cannot be written says so in one
-log line and in :attr:`RunRecord.error`. After a record closes, retention deletes the oldest records beyond ``store.runs_keep`` and those older
+log line and in :attr:`RunRecord.error`. Frames a run keeps (:meth:`RunRecord.write_frame`,
+see :mod:`._evidence`) are JPEG-encoded by the same writer thread into the folder
+``<name>.frames/`` beside the record, each image before its ``frame`` line. After a record closes, retention deletes the oldest records beyond ``store.runs_keep`` and those older
 than ``store.runs_max_age_days``. :func:`list_runs` reads them back; a record without a
 ``flow_finished`` line whose writer (``pid`` and ``host`` on its first line) is gone is
 listed as ``interrupted`` (the process died: ``os._exit``, a signal).
@@ -36,10 +38,12 @@ from .._limits import dumps_strict
 from .._redact import redact_data
 from .._settings import get_settings
 
-__all__ = ["RunRecord", "RunStore", "get_run_store", "list_runs", "read_run"]
+__all__ = ["RunRecord", "RunStore", "frames_dir", "get_run_store", "list_runs", "read_run"]
 
 log = logging.getLogger("kvmrpa.engine")
 _MAX_LINES = 100_000
+#: Frames waiting for the writer thread per record (more are counted and dropped).
+_MAX_FRAMES_PENDING = 64
 #: Summarised passes counted into one ``pass_summary`` line.
 _SUMMARY_EVERY = 600
 #: Lines of one summarised pass held back before the pass is kept whole instead.
@@ -75,6 +79,36 @@ class RunRecord:
         self._head: str | None = None
         self._size = 0
         self._parts = 0
+        self._frames: deque[tuple[str, Any, int, Mapping[str, Any]]] = deque()
+        #: Bytes of frames written so far (JPEG files in :attr:`frames_dir`).
+        self.frame_bytes = 0
+        #: Frames not kept because the writer fell behind.
+        self.frames_dropped = 0
+        self._frames_queued = 0  # counted by the caller's thread
+        self._frames_done = 0  # counted by the writer thread
+
+    @property
+    def frames_pending(self) -> int:
+        """Frames queued by :meth:`write_frame` whose bytes are not counted yet."""
+        return max(0, self._frames_queued - self._frames_done)
+
+    @property
+    def frames_dir(self) -> Path:
+        """The folder of this record's frames (``<name>.frames``)."""
+        return frames_dir(self.path)
+
+    def write_frame(self, name: str, image: Any, quality: int,
+                    line: Mapping[str, Any]) -> None:
+        """Queue ``image`` (BGR) to be written as ``frames_dir/name`` (JPEG, by the writer
+        thread), then ``line`` (which names it); never blocks."""
+        if self._closing:
+            return
+        if len(self._frames) >= _MAX_FRAMES_PENDING:
+            self.frames_dropped += 1
+            return
+        self._frames_queued += 1
+        self._frames.append((name, image, quality, line))
+        self._store._wake.set()
 
     def write(self, data: Mapping[str, Any]) -> None:
         if self._closing:
@@ -109,9 +143,13 @@ class RunRecord:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
 
+        def resolve() -> None:
+            if not fut.done():
+                fut.set_result(None)
+
         def landed() -> None:
             with contextlib.suppress(RuntimeError):  # the loop is gone
-                loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(None))
+                loop.call_soon_threadsafe(resolve)
 
         self._closed.then(landed)
         self.close()
@@ -130,6 +168,12 @@ class RunRecord:
         closing = self._closing
         limit = get_settings().store.record_max_bytes
         try:
+            while self._frames:  # the image lands before its ``frame`` line
+                name, image, quality, fline = self._frames.popleft()
+                if self._write_jpeg(name, image, quality):
+                    self._lines.append(dumps_strict(redact_data(fline), ensure_ascii=False,
+                                                    default=repr))
+                self._frames_done += 1
             while self._lines:
                 line = self._lines.popleft() + "\n"
                 if self._head is None:
@@ -152,6 +196,24 @@ class RunRecord:
             return True
         return False
 
+    def _write_jpeg(self, name: str, image: Any, quality: int) -> bool:
+        import cv2
+
+        folder = self.frames_dir
+        try:
+            ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+            if not ok:
+                return False
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = folder / f".{name}.tmp"
+            tmp.write_bytes(data.tobytes())
+            os.replace(tmp, folder / name)
+        except (OSError, cv2.error) as exc:
+            log.warning("run record %s: frame %s not written: %s", self.path.name, name, exc)
+            return False
+        self.frame_bytes += int(data.size)
+        return True
+
     def _rotate(self) -> None:
         """Continue in a fresh file: the full one becomes ``<name>.jsonl.<n>`` and the
         record's path starts again with the run's first line (so it still says which
@@ -171,6 +233,7 @@ class RunRecord:
         while len(self._store.errors) > 100:
             self._store.errors.pop(next(iter(self._store.errors)))
         self._lines.clear()
+        self._frames.clear()
         self._closed.set()
 
 
@@ -335,12 +398,51 @@ class RunStore:
                     p.unlink()
                     removed.append(p)
         for part in folder.glob("*.jsonl.*"):  # rotated parts go with their record
+            if part.is_dir():
+                continue
             if part.with_name(part.name.rpartition(".")[0]) not in busy and \
                     not part.with_name(part.name.rpartition(".")[0]).exists():
                 with contextlib.suppress(OSError):
                     part.unlink()
                     removed.append(part)
+        removed += _prune_frames(folder, busy, store.frames_total_bytes)
         return removed
+
+
+def frames_dir(record: str | os.PathLike[str]) -> Path:
+    """The folder holding the frames of the run record at ``record``."""
+    p = Path(record)
+    return p.with_name(p.name.removesuffix(".jsonl") + ".frames")
+
+
+def _prune_frames(folder: Path, busy: set[Path], budget: int) -> list[Path]:
+    """Delete frame folders whose record is gone, then the oldest ones until the frames
+    of the whole store fit in ``budget`` bytes (the records themselves stay)."""
+    import shutil
+
+    removed: list[Path] = []
+    dirs = []
+    for d in folder.glob("*.frames"):
+        record = d.with_name(d.name.removesuffix(".frames") + ".jsonl")
+        if record in busy:
+            continue
+        if not record.exists():
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(d)
+            continue
+        size = 0
+        with contextlib.suppress(OSError):
+            size = sum(f.stat().st_size for f in d.iterdir())
+        with contextlib.suppress(OSError):
+            dirs.append((record.stat().st_mtime, size, d))
+    total = sum(size for _m, size, _d in dirs)
+    for _mtime, size, d in sorted(dirs):
+        if total <= budget:
+            break
+        shutil.rmtree(d, ignore_errors=True)
+        removed.append(d)
+        total -= size
+    return removed
 
 
 _store: RunStore | None = None

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 from .._errors import FlowError
 from .._urls import redact_url
+from ..nodes.source import Source
 from ._flow import Flow
 
 __all__ = ["override_sources", "source_nodes"]
@@ -20,7 +21,7 @@ __all__ = ["override_sources", "source_nodes"]
 def source_nodes(flow: Flow) -> dict[str, str]:
     """The ``source`` nodes that name their own URL: node id → URL."""
     return {nid: fn.node.url for nid, fn in flow.nodes.items()
-            if fn.node.type_name == "source" and getattr(fn.node, "url", "")}
+            if fn.node.type_name == "source" and isinstance(fn.node, Source) and fn.node.url}
 
 
 def _is_node_spec(spec: str) -> bool:
@@ -63,5 +64,7 @@ def override_sources(flow: Flow, specs: str | Iterable[str] | None) -> tuple[Flo
         return flow, source
     copy = Flow.from_dict(flow.to_dict())
     for nid, url in changes.items():
-        copy.nodes[nid].node.url = url
+        node = copy.nodes[nid].node
+        assert isinstance(node, Source)  # a "source" node, checked above
+        node.url = url
     return copy, source

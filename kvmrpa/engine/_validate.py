@@ -5,7 +5,7 @@
 offset; JSON syntax, with line and column; a newer ``schema_version``). ``NaN``,
 ``Infinity`` and numbers out of range are read as markers and reported by node and
 field before anything else (:func:`number_problems`).
-:func:`document_to_flow` checks a document against the shipped JSON Schema, then node
+:func:`document_fields` (behind ``Flow.from_dict``) checks a document against the shipped JSON Schema, then node
 by node (unknown types, duplicate ids, unknown parameters, wrong types and values via
 ``param``, missing required parameters, cross-field checks) and as a graph (dangling
 edges, branch labels a node cannot produce, cycles named, size over
@@ -31,11 +31,11 @@ from .._errors import FlowFormatError, FlowValidationError, Problem
 from .._limits import loads_strict, number_problem
 from .._settings import get_settings
 from ..nodes import COMMON_PARAMS, Node, get_node_class
-from ._flow import SCHEMA_VERSION, Edge, Flow, FlowNode
+from ._model import SCHEMA_VERSION, Edge, FlowNode
 
 __all__ = [
     "MAX_REPORTED",
-    "document_to_flow",
+    "document_fields",
     "flow_problems",
     "flow_schema",
     "parse_document",
@@ -165,7 +165,7 @@ def number_problems(doc: Mapping[str, Any]) -> list[Problem]:
     """NaN, Infinity and numbers out of range anywhere in a document (native or
     original), each named by node and field."""
     problems: list[Problem] = []
-    nodes = doc.get("nodes") if isinstance(doc.get("nodes"), list) else []
+    nodes = v if isinstance(v := doc.get("nodes"), list) else []
     for key, value in doc.items():
         if key == "nodes" and value is nodes:
             continue
@@ -175,7 +175,7 @@ def number_problems(doc: Mapping[str, Any]) -> list[Problem]:
     for index, raw in enumerate(nodes):
         if not isinstance(raw, Mapping):
             continue
-        nid = raw.get("id") if isinstance(raw.get("id"), str) else f"#{index}"
+        nid = v if isinstance(v := raw.get("id"), str) else f"#{index}"
         for key, value in raw.items():
             for path, number in _numbers(value, str(key)):
                 if (why := number_problem(number)) is not None:
@@ -249,28 +249,29 @@ def _limit(problems: list[Problem]) -> list[Problem]:
     return [*problems[:MAX_REPORTED], Problem(None, None, f"… and {extra} more problems")]
 
 
-def flow_problems(flow: Flow) -> list[Problem]:
-    """Every problem of a flow built in code."""
+def flow_problems(nodes: Mapping[str, FlowNode], edges: Sequence[Edge], passes: Any,
+                  interval: Any, variables: Mapping[str, Any]) -> list[Problem]:
+    """Every problem of a flow built in code (its nodes, edges and run settings)."""
     problems: list[Problem] = []
     limit = get_settings().engine.max_nodes
-    if len(flow.nodes) > limit:
-        return [Problem(None, "nodes", f"{len(flow.nodes)} nodes; the limit is {limit} "
+    if len(nodes) > limit:
+        return [Problem(None, "nodes", f"{len(nodes)} nodes; the limit is {limit} "
                                        "(settings engine.max_nodes)")]
-    problems.extend(_run_problems(flow.passes, flow.interval, flow.variables))
-    for fn in flow.nodes.values():
+    problems.extend(_run_problems(passes, interval, variables))
+    for fn in nodes.values():
         for path, number in _numbers(list(fn.position), "position"):
             if (why := number_problem(number)) is not None:
                 problems.append(Problem(fn.id, path, why))
         _node_checks(fn.id, fn.node, problems)
-    edges = [(i, e.source, e.target, e.branch) for i, e in enumerate(flow.edges)]
-    problems.extend(graph_problems({nid: fn.node for nid, fn in flow.nodes.items()}, edges))
+    numbered = [(i, e.source, e.target, e.branch) for i, e in enumerate(edges)]
+    problems.extend(graph_problems({nid: fn.node for nid, fn in nodes.items()}, numbered))
     return _limit(problems)
 
 
 # -- documents ---------------------------------------------------------------------------
 def _schema_problems(doc: Mapping[str, Any]) -> list[Problem]:
     out: list[Problem] = []
-    nodes = doc.get("nodes") if isinstance(doc.get("nodes"), list) else []
+    nodes = v if isinstance(v := doc.get("nodes"), list) else []
     for err in sorted(_validator().iter_errors(doc), key=lambda e: list(map(str, e.absolute_path))):
         path = list(err.absolute_path)
         node_id = None
@@ -301,8 +302,9 @@ def check_version(doc: Mapping[str, Any], origin: str) -> None:
             f"reads up to {SCHEMA_VERSION}")
 
 
-def document_to_flow(doc: Mapping[str, Any], *, origin: str = "<dict>") -> Flow:
-    """Check a document completely and build the :class:`Flow` (see module docstring)."""
+def document_fields(doc: Mapping[str, Any], *, origin: str = "<dict>") -> dict[str, Any]:
+    """Check a document completely; the keyword arguments of the :class:`Flow` it
+    describes (``Flow.from_dict`` builds it). Raises on every problem at once."""
     from ..legacy import import_original, is_original
 
     if not isinstance(doc, Mapping):
@@ -312,13 +314,13 @@ def document_to_flow(doc: Mapping[str, Any], *, origin: str = "<dict>") -> Flow:
     # NaN, Infinity and huge numbers are named by field before anything uses them
     bad_numbers = number_problems(doc)
     if bad_numbers:
-        name = doc.get("name") if isinstance(doc.get("name"), str) else Path(origin).stem
+        name = v if isinstance(v := doc.get("name"), str) else Path(origin).stem
         raise FlowValidationError(_limit(bad_numbers), flow=name)
     if is_original(doc):
         doc, warnings, problems = import_original(doc)
     check_version(doc, origin)
-    name = doc.get("name") if isinstance(doc.get("name"), str) else Path(origin).stem
-    raw_nodes = doc.get("nodes") if isinstance(doc.get("nodes"), list) else []
+    name = v if isinstance(v := doc.get("name"), str) else Path(origin).stem
+    raw_nodes = v if isinstance(v := doc.get("nodes"), list) else []
     limit = get_settings().engine.max_nodes
     if len(raw_nodes) > limit:
         raise FlowValidationError([Problem(None, "nodes", f"{len(raw_nodes)} nodes; the limit is "
@@ -341,23 +343,23 @@ def document_to_flow(doc: Mapping[str, Any], *, origin: str = "<dict>") -> Flow:
                 problems.append(Problem(nid, "type", f"unknown node type {type_name!r}"))
             built[nid] = None
             continue
-        params = raw.get("params") if isinstance(raw.get("params"), dict) else {}
+        params = v if isinstance(v := raw.get("params"), dict) else {}
         node = build_node(nid, cls, params, problems)
         _node_checks(nid, node, problems)
         built[nid] = node
         pos = raw.get("position")
         position = (float(pos[0]), float(pos[1])) if isinstance(pos, list) and len(pos) == 2 \
             and all(isinstance(v, int | float) and not isinstance(v, bool) for v in pos) else (0.0, 0.0)
-        label = raw.get("label") if isinstance(raw.get("label"), str) else ""
+        label = v if isinstance(v := raw.get("label"), str) else ""
         flow_nodes.append(FlowNode(nid, node, label, position))
-    raw_edges = doc.get("edges") if isinstance(doc.get("edges"), list) else []
-    edges = [(i, e.get("source"), e.get("target"), e.get("branch"))
+    raw_edges = v if isinstance(v := doc.get("edges"), list) else []
+    edges: list[tuple[int, Any, Any, Any]] = [(i, e.get("source"), e.get("target"), e.get("branch"))
              for i, e in enumerate(raw_edges) if isinstance(e, dict)]
     problems.extend(graph_problems(built, edges))
     if problems:
         raise FlowValidationError(_limit(problems), flow=name)
     run = doc.get("run") or {}
-    flow = Flow(
+    return dict(
         name=name, description=doc.get("description") or "",
         source=doc.get("source"), input=doc.get("input"),
         variables=dict(doc.get("variables") or {}), metadata=dict(doc.get("metadata") or {}),
@@ -367,4 +369,3 @@ def document_to_flow(doc: Mapping[str, Any], *, origin: str = "<dict>") -> Flow:
         edges=[Edge(s, t, b) for _i, s, t, b in edges],
         import_warnings=list(warnings),
     )
-    return flow

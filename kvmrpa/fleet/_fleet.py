@@ -10,9 +10,10 @@ when the run starts). The caller watches the futures and the scheduler's worker 
 * a target's worker leaves mid-run (killed, lost) → that attempt is written as a record
   whose status is ``interrupted``, and the target runs again on another live worker,
   up to ``reruns`` times (default 1);
-* :meth:`Fleet.stop` (or Ctrl-C in :meth:`Fleet.execute`) sets the run's Dask
-  :class:`distributed.Event`: every target's run stops with the engine's stop, and
-  what each reports comes back and is recorded as usual.
+* :meth:`Fleet.stop` (or Ctrl-C in :meth:`Fleet.execute`) sets each target's Dask
+  :class:`distributed.Event` (one per target, so ``stop(["b2-01"])`` stops that one
+  alone): the target's run stops with the engine's stop, and what it reports comes
+  back and is recorded as usual; a stopped target is never re-run.
 
 With no scheduler address, a :class:`distributed.LocalCluster` of worker processes on
 loopback (no dashboard unless asked, on loopback then) is started for the run and
@@ -29,7 +30,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,8 @@ from typing import Any
 from .._errors import FleetError
 from ._targets import Target, load_targets, parse_selector, select
 
-__all__ = ["Fleet", "FleetReport", "TargetResult", "quiet_dask_logs"]
+__all__ = ["Fleet", "FleetReport", "TargetResult", "local_cluster", "quiet_dask_logs",
+           "worker_env"]
 
 log = logging.getLogger("kvmrpa.fleet")
 #: Seconds between looks at the futures and the worker set.
@@ -61,6 +63,34 @@ def quiet_dask_logs(level: int = logging.ERROR) -> None:
     for name in list(logging.root.manager.loggerDict):
         if name == "distributed" or name.startswith("distributed."):
             logging.getLogger(name).setLevel(level)
+
+
+def worker_env(threads: int = 1) -> dict[str, str]:
+    """The environment of a fleet's worker processes: each native library's thread pool
+    sized to the worker's own threads (OpenMP/BLAS, OpenCV and onnxruntime would each
+    start one thread per core in every worker process, and those threads spin-wait: two
+    workers on two cores then run slower than one)."""
+    n = str(max(1, int(threads)))
+    return {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n,
+            "KVMRPA_RUNTIME_NATIVE_THREADS": n}
+
+
+def local_cluster(workers: int, threads: int = 1, *, dashboard: bool = False,
+                  home: str | None = None) -> Any:
+    """A :class:`distributed.LocalCluster` of ``workers`` processes on loopback, set up as
+    fleet runs need it (the worker preload, :func:`worker_env`, ``home`` as the workers'
+    ``KVMRPA_HOME``); the scheduler's HTTP server (health, and the Dask dashboard when
+    ``dashboard``) on loopback, on a free port. The caller closes it."""
+    distributed = _require_dask()
+    env = worker_env(threads)
+    if home is not None:
+        env["KVMRPA_HOME"] = home
+    return distributed.LocalCluster(
+        n_workers=workers, threads_per_worker=threads, processes=True,
+        host="127.0.0.1", protocol="tcp://", dashboard_address="127.0.0.1:0",
+        scheduler_kwargs={"dashboard": bool(dashboard)},
+        worker_dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR, env=env,
+        preload=["kvmrpa.fleet._preload"])
 
 
 def _new_id() -> str:
@@ -232,7 +262,11 @@ class Fleet:
         self.wait_workers = wait_workers
         self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._event: Any = None
+        #: Targets asked to stop (``stop(ids)``), kept until the run ends.
+        self._stop_ids: set[str] = set()
+        #: The current run's stop events, by target id (set at most once each).
+        self._events: dict[str, Any] = {}
+        self._deadlines: dict[str, float] = {}
         #: The Dask dashboard of the current run's cluster, when there is one.
         self.dashboard_link: str | None = None
 
@@ -248,16 +282,8 @@ class Fleet:
         try:
             if self.scheduler is None:
                 spool = tempfile.mkdtemp(prefix="kvmrpa-fleet-spool-")
-                cluster = distributed.LocalCluster(
-                    n_workers=self.local, threads_per_worker=self.threads, processes=True,
-                    host="127.0.0.1", protocol="tcp://",
-                    # the scheduler's HTTP server (health, and the dashboard when asked)
-                    # always on loopback, on a free port
-                    dashboard_address="127.0.0.1:0",
-                    scheduler_kwargs={"dashboard": bool(self.dashboard)},
-                    worker_dashboard_address="127.0.0.1:0",
-                    silence_logs=logging.ERROR, env={"KVMRPA_HOME": spool},
-                    preload=["kvmrpa.fleet._preload"])
+                cluster = local_cluster(self.local, self.threads, dashboard=self.dashboard,
+                                        home=spool)
                 client = distributed.Client(cluster, timeout=self.connect_timeout)
             else:
                 try:
@@ -279,10 +305,15 @@ class Fleet:
                 shutil.rmtree(spool, ignore_errors=True)
 
     # -- control ---------------------------------------------------------------------------
-    def stop(self) -> None:
-        """Stop every target's run of the current :meth:`execute` (thread-safe, and safe
-        in a signal handler: it only raises a flag the run looks at every tick)."""
-        self._stop.set()
+    def stop(self, targets: Iterable[str] | None = None) -> None:
+        """Stop every target's run of the current :meth:`execute`, or only those of
+        ``targets`` (ids). Thread-safe; with no ``targets`` also safe in a signal
+        handler: it only raises a flag the run looks at every tick."""
+        if targets is None:
+            self._stop.set()
+            return
+        with self._lock:
+            self._stop_ids.update(str(t) for t in targets)
 
     # -- running ---------------------------------------------------------------------------
     def run(self, flow: Any, *, progress: bool = True, **options: Any) -> Any:
@@ -305,12 +336,15 @@ class Fleet:
                 passes: int | None = None, duration: float | None = None,
                 interval: float | None = None,
                 on_result: Callable[[TargetResult], None] | None = None,
-                on_start: Callable[[dict[str, Any]], None] | None = None) -> FleetReport:
+                on_start: Callable[[dict[str, Any]], None] | None = None,
+                placement: Mapping[str, str] | None = None) -> FleetReport:
         """Run ``flow`` (a :class:`~kvmrpa.engine.Flow` or a flow file) on every target
         matching ``select_labels``; blocks until every target ended; returns the report.
         ``on_start({"workers", "dashboard"})`` is called once the workers are there,
-        ``on_result(result)`` as each target ends. Ctrl-C (``KeyboardInterrupt``) stops
-        every target and still returns the report."""
+        ``on_result(result)`` as each target ends. ``placement`` (target id → worker
+        address) pins a target to that worker when it is alive (else targets are
+        spread evenly). Ctrl-C (``KeyboardInterrupt``) stops every target and still
+        returns the report."""
         from ..engine import Flow
 
         if not isinstance(flow, Flow):
@@ -322,11 +356,33 @@ class Fleet:
         distributed = _require_dask()
         self._stop.clear()
         start = time.monotonic()
+        try:
+            return self._execute(distributed, flow, chosen, start, passes, duration,
+                                 interval, on_result, on_start, placement)
+        finally:
+            with self._lock:
+                self._stop_ids.clear()
+                self._events = {}
+
+    def _execute(self, distributed: Any, flow: Any, chosen: list[Target], start: float,
+                 passes: int | None, duration: float | None, interval: float | None,
+                 on_result: Callable[[TargetResult], None] | None,
+                 on_start: Callable[[dict[str, Any]], None] | None,
+                 placement: Mapping[str, str] | None) -> FleetReport:
+        early: list[TargetResult] = []
         with self._client() as client:
-            if self._stop.is_set():  # stopped while the cluster started
-                return FleetReport(flow.name, [TargetResult(t.id, "stopped", labels=dict(t.labels))
-                                               for t in chosen], time.monotonic() - start,
-                                   [], stopped=True)
+            with self._lock:
+                stop_ids = set(self._stop_ids)
+            if self._stop.is_set() or stop_ids:  # stopped while the cluster started
+                early = [TargetResult(t.id, "stopped", labels=dict(t.labels))
+                         for t in chosen if self._stop.is_set() or t.id in stop_ids]
+                for res in early:
+                    if on_result is not None:
+                        on_result(res)
+                chosen = [t for t in chosen if not self._stop.is_set() and t.id not in stop_ids]
+                if not chosen:
+                    return FleetReport(flow.name, early, time.monotonic() - start, [],
+                                       stopped=self._stop.is_set())
             want = self.local if isinstance(self.scheduler, type(None)) else self.wait_workers
             try:
                 client.wait_for_workers(want, timeout=self.connect_timeout)
@@ -337,27 +393,42 @@ class Fleet:
                 on_start({"workers": sorted(client.nthreads()),
                           "dashboard": self.dashboard_link})
             stop_name = f"kvmrpa-fleet-stop-{secrets.token_hex(8)}"
-            event = distributed.Event(stop_name, client=client)
             with self._lock:
-                self._event = event
+                self._events = {t.id: distributed.Event(f"{stop_name}-{t.id}", client=client)
+                                for t in chosen}
             try:
                 results, workers, stopped = self._drive(client, distributed, flow, chosen,
                                                         stop_name, {"passes": passes,
                                                                     "duration": duration,
                                                                     "interval": interval},
-                                                        on_result)
+                                                        on_result, placement or {})
             finally:
                 with self._lock:
-                    self._event = None
-                with contextlib.suppress(Exception):
-                    event.clear()
+                    events, self._events = list(self._events.values()), {}
+                for event in events:
+                    with contextlib.suppress(Exception):
+                        event.clear()
+        results = early + results
         order = {t.id: i for i, t in enumerate(chosen)}
-        results.sort(key=lambda r: order[r.target])
+        results.sort(key=lambda r: order.get(r.target, -1))
         return FleetReport(flow.name, results, time.monotonic() - start, workers, stopped)
+
+    def _signal(self, ids: Iterable[str]) -> None:
+        """Set the stop events of ``ids`` (each one round trip to the scheduler)."""
+        with self._lock:
+            events = [self._events.get(i) for i in ids]
+        for event in events:
+            if event is None:
+                continue
+            try:
+                event.set()
+            except Exception as exc:  # the scheduler is gone: the runs are too
+                log.warning("fleet: cannot signal the stop: %s", exc)
 
     def _drive(self, client: Any, distributed: Any, flow: Any, chosen: list[Target],
                stop_name: str, options: dict[str, Any],
                on_result: Callable[[TargetResult], None] | None,
+               placement: Mapping[str, str],
                ) -> tuple[list[TargetResult], list[str], bool]:
         from ._worker import run_target
 
@@ -367,12 +438,14 @@ class Fleet:
         pending: dict[Any, _Attempt] = {}
         results: list[TargetResult] = []
         stopping = False
-        stop_deadline = 0.0
+        #: Targets whose stop was signalled, with the time by which they must end.
+        self._deadlines = {}
 
         def submit(target: Target, worker: str, number: int, rerun_of: str | None,
                    history: list[dict[str, Any]]) -> None:
             att = _Attempt(target, number, worker, _new_id(), time.time(), rerun_of, history)
-            fut = client.submit(run_target, flow_doc, target.to_wire(), options, stop_name,
+            fut = client.submit(run_target, flow_doc, target.to_wire(), options,
+                                f"{stop_name}-{target.id}",
                                 key=f"kvmrpa-fleet-{target.id}-{att.attempt_id}",
                                 workers=[worker], allow_other_workers=False, pure=False,
                                 retries=0)
@@ -399,7 +472,8 @@ class Fleet:
                      "record": path}
             history = [*att.history, entry]
             others = [w for w in alive if w != att.worker]
-            if not self._stop.is_set() and att.number <= self.reruns and others:
+            stopped = self._stop.is_set() or att.target.id in self._deadlines
+            if not stopped and att.number <= self.reruns and others:
                 target_worker = min(others, key=lambda w: (load.get(w, 0), w))
                 submit(att.target, target_worker, att.number + 1, att.attempt_id, history)
             else:
@@ -409,37 +483,41 @@ class Fleet:
                 finish(att, res)
 
         try:
-            for i, target in enumerate(chosen):
-                submit(target, workers[i % len(workers)], 1, None, [])
+            spread = 0
+            for target in chosen:
+                where = placement.get(target.id)
+                if where not in load:
+                    where = workers[spread % len(workers)]
+                    spread += 1
+                submit(target, where, 1, None, [])
             while pending:
                 try:
-                    stopping, stop_deadline = self._tick(
-                        client, distributed, flow, pending, stopping, stop_deadline,
-                        finish, interrupted, load)
+                    stopping = self._tick(client, distributed, flow, pending, stopping,
+                                          finish, interrupted, load)
                 except KeyboardInterrupt:
                     self.stop()
         finally:
             if pending:  # leaving early (an error): no run may go on without its caller
-                with contextlib.suppress(Exception):
-                    self._event.set()
+                self._signal({att.target.id for att in pending.values()})
                 for fut in list(pending):
                     with contextlib.suppress(Exception):
                         fut.cancel()
         return results, workers, stopping
 
     def _tick(self, client: Any, distributed: Any, flow: Any, pending: dict[Any, _Attempt],
-              stopping: bool, stop_deadline: float, finish: Callable[..., None],
-              interrupted: Callable[..., None], load: dict[str, int]) -> tuple[bool, float]:
-        """One look at the futures and the workers; returns the stop state."""
-        if not stopping and self._stop.is_set():
-            stopping = True
-            stop_deadline = time.monotonic() + self.stop_timeout
-            with self._lock:
-                event = self._event
-            try:
-                event.set()
-            except Exception as exc:  # the scheduler is gone: the runs are too
-                log.warning("fleet: cannot signal the stop: %s", exc)
+              stopping: bool, finish: Callable[..., None],
+              interrupted: Callable[..., None], load: dict[str, int]) -> bool:
+        """One look at the futures and the workers; returns whether every target was
+        asked to stop."""
+        stopping = stopping or self._stop.is_set()
+        with self._lock:
+            wanted = set(self._stop_ids)
+        fresh = {att.target.id for att in pending.values()
+                 if (stopping or att.target.id in wanted) and att.target.id not in self._deadlines}
+        if fresh:
+            deadline = time.monotonic() + self.stop_timeout
+            self._deadlines.update(dict.fromkeys(fresh, deadline))
+            self._signal(sorted(fresh))
         try:
             done, _ = distributed.wait(list(pending), timeout=_TICK,
                                        return_when="FIRST_COMPLETED")
@@ -491,7 +569,8 @@ class Fleet:
             except TimeoutError:
                 for fut, att in list(pending.items()):
                     interrupted(fut, att, "no Dask worker left", [])
-        if stopping and pending and time.monotonic() > stop_deadline:
-            for fut, att in list(pending.items()):
+        now = time.monotonic()
+        for fut, att in list(pending.items()):
+            if now > self._deadlines.get(att.target.id, float("inf")):
                 interrupted(fut, att, f"did not stop within {self.stop_timeout:g} s", [])
-        return stopping, stop_deadline
+        return stopping

@@ -61,6 +61,7 @@ def run_target(flow_doc: dict[str, Any], target: dict[str, Any], options: dict[s
     worker = ""
     dask_worker: Any = None
     key = None
+    stop_event: type[Any] | None = None
     try:
         from distributed import Event, get_client, get_worker, secede
 
@@ -68,11 +69,15 @@ def run_target(flow_doc: dict[str, Any], target: dict[str, Any], options: dict[s
         worker = dask_worker.address
         key = dask_worker.get_current_task()
         secede()
+        stop_event = Event
     except (ImportError, ValueError):  # not inside a Dask worker (a direct call)
-        Event = None  # type: ignore[assignment]
+        stop_event = None
     try:
         from ..engine import Flow, FlowRun
         from ..nodes import resolve_env_refs
+        from ._preload import apply_native_threads
+
+        apply_native_threads()
 
         flow = Flow.from_dict(flow_doc, origin=f"fleet flow {flow_doc.get('name')!r}")
         variables = dict(target.get("variables") or {})
@@ -101,7 +106,8 @@ def run_target(flow_doc: dict[str, Any], target: dict[str, Any], options: dict[s
         stopped_at.append(time.time())
 
     # made here, in the task's thread: it finds the worker's client from there
-    event = Event(stop_name, client=get_client()) if Event is not None and stop_name else None
+    event = (stop_event(stop_name, client=get_client())
+             if stop_event is not None and stop_name else None)
 
     def _abandoned() -> bool:
         """The caller no longer wants this task (it cancelled it, or its client left)."""

@@ -197,7 +197,7 @@ class InputGate:
 
     def held(self) -> list[str]:
         """``kind:name`` of every key and button still held through this gate."""
-        out = []
+        out: list[str] = []
         for driver in list(self._holders):
             out.extend(f"{kind}:{name}" for kind, name, gate in driver._held_items()
                        if gate is self)

@@ -8,6 +8,8 @@ Modifiers are not usages in a boot report but bits of its first byte:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from .._errors import InputError
 from . import keys
 
@@ -25,7 +27,7 @@ USB_USAGE = keys.USB_USAGE
 WEB_CODE = keys.WEB_CODE
 
 
-def in_table(key: str, table: dict[str, object]) -> bool:
+def in_table(key: str, table: Mapping[str, object]) -> bool:
     """Whether the canonical key ``key`` can be sent with ``table`` (:data:`WEB_CODE` or
     :data:`USB_USAGE`): directly, or as a shifted character of a key it has (``A``,
     ``plus``)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import select
 import shutil
@@ -190,7 +191,7 @@ class VncServer:
             )
             try:
                 proc.start()
-                wait_for(lambda p=port: _port_open(p), self.start_timeout,
+                wait_for(functools.partial(_port_open, port), self.start_timeout,
                          f"x11vnc on port {port}", alive=proc.check_alive)
             except LabError as exc:
                 last = exc

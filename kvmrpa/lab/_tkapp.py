@@ -10,6 +10,7 @@ its Python face; the protocol is documented there.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import queue
 import sys
@@ -66,7 +67,7 @@ class App:
         row.pack(side="top", pady=16)
         for name, text in self.cfg["buttons"]:
             btn = tk.Button(row, text=text, font=self.fonts["text"], width=7,
-                            command=lambda n=name, b=None: self._clicked(n))
+                            command=functools.partial(self._clicked, name))
             btn.pack(side="left", padx=18)
             self._add(name, btn)
         erow = tk.Frame(root, bg=bg)
@@ -127,7 +128,7 @@ class App:
     # -- events --------------------------------------------------------------------
     def _clicked(self, name: str) -> None:
         text = str(self.widgets[name].cget("text"))
-        self.widgets["status"].configure(text=f"clicked {name}")
+        self.widgets["status"]["text"] = f"clicked {name}"
         self.emit("button", name=name, text=text)
 
     def _entry_changed(self, *_: Any) -> None:

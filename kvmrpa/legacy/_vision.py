@@ -482,7 +482,7 @@ def resolve_blackboard(doc: dict[str, Any]) -> tuple[list[Problem], list[Problem
     preds: dict[str, set[str]] = {i: set() for i in by_id}
     succs: dict[str, set[str]] = {i: set() for i in by_id}
     for s, t in pairs:
-        if s in by_id and t in by_id:
+        if isinstance(s, str) and isinstance(t, str) and s in by_id and t in by_id:
             preds[t].add(s)
             succs[s].add(t)
 

@@ -68,18 +68,18 @@ class Mouse(Node):
     type_name: ClassVar[str] = "mouse"
     category: ClassVar[str] = "action"
 
-    action = param.Selector(default="click", objects=["click", "double_click", "right_click", "move", "drag", "scroll"], doc="What to do at the point.")
-    button = param.Selector(default="left", objects=["left", "right", "middle"], doc="Button for click, double_click and drag.")
-    target = param.Selector(default="point", objects=["point", "text", "match", "detection", "upstream"], doc="Where the point comes from.")
+    action: param.Selector[str] = param.Selector(default="click", objects=["click", "double_click", "right_click", "move", "drag", "scroll"], doc="What to do at the point.")
+    button: param.Selector[str] = param.Selector(default="left", objects=["left", "right", "middle"], doc="Button for click, double_click and drag.")
+    target: param.Selector[str] = param.Selector(default="point", objects=["point", "text", "match", "detection", "upstream"], doc="Where the point comes from.")
     x = param.Number(default=0.0, bounds=(0, None), doc="X of the point in source pixels (target 'point').", precedence=0.21)
     y = param.Number(default=0.0, bounds=(0, None), doc="Y of the point in source pixels (target 'point').", precedence=0.22)
     text = param.String(default="", doc="Text to act on (target 'text').", precedence=0.23)
-    match_mode = param.Selector(default="contains", objects=list(MATCH_MODES), doc="How text is compared (target 'text').", precedence=0.24)
+    match_mode: param.Selector[str] = param.Selector(default="contains", objects=list(MATCH_MODES), doc="How text is compared (target 'text').", precedence=0.24)
     max_distance = param.Integer(default=None, allow_None=True, bounds=(0, 100), doc="Fuzzy: most edits allowed; empty for one per four characters.", precedence=0.25)
     ignore_case = param.Boolean(default=False, doc="Compare text ignoring case (target 'text').", precedence=0.26)
     object_label = param.String(default="", doc="Class label (target 'detection') or template label (target 'match'); empty accepts any.", precedence=0.27)
-    pick = param.Selector(default="first", objects=["first", "best", "last"], doc="Which of several found: first / last in reading order, or the best score.", precedence=0.28)
-    anchor = param.Selector(default="center", objects=["center", "below", "above", "left", "right"], doc="Act on the found box's centre or beside it.", precedence=0.29)
+    pick: param.Selector[str] = param.Selector(default="first", objects=["first", "best", "last"], doc="Which of several found: first / last in reading order, or the best score.", precedence=0.28)
+    anchor: param.Selector[str] = param.Selector(default="center", objects=["center", "below", "above", "left", "right"], doc="Act on the found box's centre or beside it.", precedence=0.29)
     distance = param.Number(default=10.0, bounds=(0, None), doc="Pixels beyond the box edge for anchor below/above/left/right.", precedence=0.30)
     offset_x = param.Number(default=0.0, doc="Pixels added to the point's x.")
     offset_y = param.Number(default=0.0, doc="Pixels added to the point's y.")
@@ -135,6 +135,7 @@ class Mouse(Node):
                 raise LookupError("no point upstream")
             px, py = float(point[0]), float(point[1])
         else:
+            found: TextBoxes | Matches | Detections
             if self.target == "text":
                 found = find_texts(texts or TextBoxes(), self.text, self.match_mode,
                                    max_distance=self.max_distance, ignore_case=self.ignore_case)
@@ -172,6 +173,7 @@ class Mouse(Node):
                                 field="target")
             frame = await frame_from_context(inputs, ctx)
             texts = await ctx.runtime.to_thread(read_texts, frame)
+            ctx.observe(frame, texts=texts)  # what it searched, for the run's report
         try:
             point = self.locate(texts=texts, matches=inputs.matches(),
                                 detections=inputs.detections(), point=inputs.point())
@@ -219,7 +221,7 @@ class Keyboard(Node):
     type_name: ClassVar[str] = "keyboard"
     category: ClassVar[str] = "action"
 
-    action = param.Selector(default="type", objects=["type", "key", "hotkey"], doc="Type text, press one key, or press a combination.")
+    action: param.Selector[str] = param.Selector(default="type", objects=["type", "key", "hotkey"], doc="Type text, press one key, or press a combination.")
     text = param.String(default="", doc="Text to type (action 'type'); ${env:NAME} for secrets.", precedence=0.11)
     key = param.String(default="Return", doc="Key to press (action 'key'): Return, Tab, Escape, F5, a, … (aliases ENTER, ESC accepted).", precedence=0.12)
     hotkey = param.String(default="", doc="Combination (action 'hotkey'), keys joined by '+': ctrl+c, alt+tab, win+d.", precedence=0.13)

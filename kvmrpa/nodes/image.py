@@ -156,16 +156,16 @@ class Preprocess(FrameNode):
 
     type_name: ClassVar[str] = "preprocess"
 
-    resize = param.Selector(default="none", objects=["none", "scale", "fit"], doc="'scale' multiplies both sides by scale_factor; 'fit' scales (keeping the aspect ratio) to fit target_width x target_height (0 = unconstrained side).")
+    resize: param.Selector[str] = param.Selector(default="none", objects=["none", "scale", "fit"], doc="'scale' multiplies both sides by scale_factor; 'fit' scales (keeping the aspect ratio) to fit target_width x target_height (0 = unconstrained side).")
     scale_factor = param.Number(default=2.0, bounds=(0.05, 8.0), doc="Resize factor (resize 'scale').", precedence=0.11)
     target_width = param.Integer(default=0, bounds=(0, 16384), doc="Largest width after resizing, 0 for no limit (resize 'fit').", precedence=0.12)
     target_height = param.Integer(default=0, bounds=(0, 16384), doc="Largest height after resizing, 0 for no limit (resize 'fit').", precedence=0.13)
     gray = param.Boolean(default=False, doc="Convert to grayscale.")
-    denoise = param.Selector(default="none", objects=["none", "median", "gaussian", "bilateral", "nlmeans"], doc="Noise filter (nlmeans is best and slowest).")
+    denoise: param.Selector[str] = param.Selector(default="none", objects=["none", "median", "gaussian", "bilateral", "nlmeans"], doc="Noise filter (nlmeans is best and slowest).")
     denoise_strength = param.Integer(default=3, bounds=(1, 31), doc="Kernel size (median/gaussian, made odd), diameter (bilateral) or strength h (nlmeans).", precedence=0.21)
     sharpen = param.Boolean(default=False, doc="Unsharp-mask sharpening.")
     sharpen_amount = param.Number(default=1.0, bounds=(0.0, 5.0), doc="Strength of the sharpening.", precedence=0.31)
-    threshold = param.Selector(default="none", objects=["none", "binary", "otsu", "adaptive"], doc="Binarise the (grayscale) image.")
+    threshold: param.Selector[str] = param.Selector(default="none", objects=["none", "binary", "otsu", "adaptive"], doc="Binarise the (grayscale) image.")
     threshold_value = param.Integer(default=128, bounds=(0, 255), doc="Cut-off for 'binary' thresholding.", precedence=0.41)
     invert = param.Boolean(default=False, doc="Invert the image (light text on dark becomes dark on light).")
 

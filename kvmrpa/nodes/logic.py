@@ -116,7 +116,7 @@ class Variable(Node):
     required: ClassVar[tuple[str, ...]] = ("variable",)
 
     variable = param.String(default="", regex=r"^([A-Za-z_][A-Za-z0-9_]*)?$", doc="Name of the variable.")
-    operation = param.Selector(default="set", objects=["set", "increment", "decrement", "append"], doc="What to do with the value.")
+    operation: param.Selector[str] = param.Selector(default="set", objects=["set", "increment", "decrement", "append"], doc="What to do with the value.")
     value = param.Parameter(default=None, doc="Value to set or append, or the step of increment/decrement (default 1). A JSON value.")
     expression = param.Boolean(default=False, doc="Treat a string value as a safe expression over the variables.")
 
@@ -195,10 +195,10 @@ class Condition(Node):
     category: ClassVar[str] = "logic"
     branches: ClassVar[tuple[str, ...]] = ("true", "false")
 
-    mode = param.Selector(default="expression", objects=["expression", "variable"], doc="What to test.")
+    mode: param.Selector[str] = param.Selector(default="expression", objects=["expression", "variable"], doc="What to test.")
     expression = param.String(default="", doc="Safe expression (mode 'expression'), e.g. count >= 3 and name == 'x'.")
     variable = param.String(default="", regex=r"^([A-Za-z_][A-Za-z0-9_]*)?$", doc="Variable to compare (mode 'variable').")
-    operator = param.Selector(default="==", objects=[*_OPERATORS, "exists"], doc="Comparison (mode 'variable').")
+    operator: param.Selector[str] = param.Selector(default="==", objects=[*_OPERATORS, "exists"], doc="Comparison (mode 'variable').")
     value = param.Parameter(default=None, doc="Value compared with the variable (mode 'variable'); a JSON value.")
 
     def check(self) -> list[tuple[str, str]]:
@@ -253,11 +253,11 @@ class Loop(Node):
     category: ClassVar[str] = "logic"
     branches: ClassVar[tuple[str, ...]] = ("true", "false")
 
-    mode = param.Selector(default="count", objects=["count", "while"], doc="Count iterations or test a condition.")
+    mode: param.Selector[str] = param.Selector(default="count", objects=["count", "while"], doc="Count iterations or test a condition.")
     count = param.Integer(default=1, bounds=(0, 1_000_000_000), doc="Iterations (mode 'count').")
     condition = param.String(default="", doc="Safe expression tested before each iteration (mode 'while').")
     index_variable = param.String(default="loop_index", regex=r"^([A-Za-z_][A-Za-z0-9_]*)?$", doc="Variable receiving the iteration number; empty for none.")
-    when_done = param.Selector(default="branch", objects=["branch", "end_run"], doc="Once done: 'branch' takes the false branch and starts counting again; 'end_run' also ends the run after this pass.")
+    when_done: param.Selector[str] = param.Selector(default="branch", objects=["branch", "end_run"], doc="Once done: 'branch' takes the false branch and starts counting again; 'end_run' also ends the run after this pass.")
 
     def check(self) -> list[tuple[str, str]]:
         out = super().check()

@@ -4,8 +4,11 @@
 Results leave these nodes in **full source pixels** (``TextBoxes.to_source(frame)``):
 whatever crop or resize ran upstream, a box can be clicked as it is. The frame the
 node read is passed on unchanged under ``frame``. OCR, matching and detection run in
-the runtime's worker pool; models and templates are checked when the flow is validated,
-before any frame is read.
+the runtime's worker pool, shared through :func:`kvmrpa.vision.shared_ocr` and its
+siblings: every node, flow and view asking for the same frame, region, engine and
+parameters gets one computation, and a region whose pixels did not change since it was
+last recognised is not recognised again. Models and templates are checked when the flow
+is validated, before any frame is read.
 
 ``vision_condition`` is the vision half of the original ``condition`` node (text found,
 any text, match found, detection found); the engine's ``condition`` keeps the variable
@@ -37,12 +40,14 @@ from ..vision import (
     Matches,
     OcrEngine,
     TextBoxes,
+    ashared_ocr,
     compile_text_matcher,
     get_detector,
     get_ocr_engine,
     load_template,
-    match_template,
-    ocr,
+    shared_detect,
+    shared_match_template,
+    shared_ocr,
 )
 from ._registry import register_node
 from .image import Crop, FrameNode, Preprocess, as_frame, frame_from_context
@@ -58,6 +63,7 @@ __all__ = [
     "Preprocess",
     "VisionCondition",
     "WaitUntil",
+    "aread_texts",
     "find_texts",
     "read_texts",
     "text_problems",
@@ -102,8 +108,17 @@ def text_problems(text: str, match_mode: str, max_distance: int | None,
 
 def read_texts(frame: Frame, engine: str | OcrEngine | None = None,
                min_confidence: float = 0.5) -> TextBoxes:
-    """OCR of a whole frame, boxes in source pixels (blocking)."""
-    return ocr(frame, engine=engine, min_confidence=min_confidence).to_source(frame)
+    """OCR of a whole frame, boxes in source pixels (blocking; shared with every other
+    reader of this frame, see :func:`kvmrpa.vision.shared_ocr`)."""
+    return shared_ocr(frame, engine=engine, min_confidence=min_confidence).to_source(frame)
+
+
+async def aread_texts(frame: Frame, engine: str | OcrEngine | None = None,
+                      min_confidence: float = 0.5) -> TextBoxes:
+    """:func:`read_texts` for coroutines (a result already read or being read costs no
+    pool thread)."""
+    boxes = await ashared_ocr(frame, engine=engine, min_confidence=min_confidence)
+    return boxes.to_source(frame)
 
 
 # -- ocr ------------------------------------------------------------------------------------
@@ -119,7 +134,7 @@ class Ocr(FrameNode):
     type_name: ClassVar[str] = "ocr"
 
     roi = param.NumericTuple(default=None, length=4, allow_None=True, doc=_ROI_DOC)
-    engine = param.Selector(default="default", objects=["default", "rapidocr", "tesseract"], doc="OCR engine; 'default' is the settings' vision.ocr_engine (RapidOCR unless changed).")
+    engine: param.Selector[str] = param.Selector(default="default", objects=["default", "rapidocr", "tesseract"], doc="OCR engine; 'default' is the settings' vision.ocr_engine (RapidOCR unless changed).")
     rec_only = param.Boolean(default=False, doc="Treat the region as one line of text and skip detection (much faster for a known single-line field).")
     min_confidence = param.Number(default=0.5, bounds=(0.0, 1.0), doc="Drop lines read with a lower confidence.")
     use_cls = param.Boolean(default=False, doc="RapidOCR: also run the text orientation classifier (rarely needed on screens).", precedence=0.81)
@@ -163,8 +178,8 @@ class Ocr(FrameNode):
         return out
 
     def process(self, frame: Frame) -> dict[str, Any]:
-        boxes = ocr(frame, _roi(self.roi), engine=self._engine(), rec_only=self.rec_only,
-                    min_confidence=self.min_confidence)
+        boxes = shared_ocr(frame, _roi(self.roi), engine=self._engine(),
+                           rec_only=self.rec_only, min_confidence=self.min_confidence)
         texts = boxes.to_source(frame)
         return {"frame": frame, "texts": texts, "text": texts.text}
 
@@ -211,7 +226,7 @@ class MatchTemplate(FrameNode):
 
     def process(self, frame: Frame) -> dict[str, Any]:
         tpl = load_template(os.path.expanduser(self.template))
-        found = match_template(frame, tpl, _roi(self.roi), threshold=self.threshold,
+        found = shared_match_template(frame, tpl, _roi(self.roi), threshold=self.threshold,
                                max_results=self.max_results, nms_iou=self.nms_iou,
                                color=self.color, scales=self.scales or None,
                                coarse_to_fine=self.coarse_to_fine)
@@ -258,8 +273,8 @@ class Detect(FrameNode):
         return out
 
     def process(self, frame: Frame) -> dict[str, Any]:
-        found = self._detector().detect(frame, _roi(self.roi), conf=self.conf_threshold,
-                                        iou=self.iou_threshold, labels=self.labels or None)
+        found = shared_detect(frame, self._detector(), _roi(self.roi), conf=self.conf_threshold,
+                              iou=self.iou_threshold, labels=self.labels or None)
         return {"frame": frame, "detections": found.to_source(frame)}
 
 
@@ -284,9 +299,9 @@ class VisionCondition(FrameNode):
     type_name: ClassVar[str] = "vision_condition"
     branches: ClassVar[tuple[str, ...]] = ("true", "false")
 
-    kind = param.Selector(default="text_found", objects=["text_found", "any_text", "match_found", "detection_found"], doc="What must have been found.")
+    kind: param.Selector[str] = param.Selector(default="text_found", objects=["text_found", "any_text", "match_found", "detection_found"], doc="What must have been found.")
     text = param.String(default="", doc="Text to look for (kind text_found).", precedence=0.11)
-    match_mode = param.Selector(default="contains", objects=list(MATCH_MODES), doc="How text is compared: contains, exact, regex or fuzzy (edit distance).", precedence=0.12)
+    match_mode: param.Selector[str] = param.Selector(default="contains", objects=list(MATCH_MODES), doc="How text is compared: contains, exact, regex or fuzzy (edit distance).", precedence=0.12)
     max_distance = param.Integer(default=None, allow_None=True, bounds=(0, 100), doc="Fuzzy: most edits allowed; empty allows one per four characters.", precedence=0.13)
     ignore_case = param.Boolean(default=False, doc="Compare text ignoring case.", precedence=0.14)
     object_label = param.String(default="", doc="Template or class label required (kinds match_found / detection_found); empty accepts any.", precedence=0.15)
@@ -330,7 +345,7 @@ class VisionCondition(FrameNode):
         texts = read_texts(frame) if self.kind in _TEXT_KINDS else None
         return self.evaluate(texts=texts)
 
-    def try_on(self, frame: Frame | np.ndarray | None = None, *,  # type: ignore[override]
+    def try_on(self, frame: Frame | np.ndarray | None = None, *,
                texts: TextBoxes | None = None, matches: Matches | None = None,
                detections: Detections | None = None) -> dict[str, Any]:
         """Evaluate outside a flow, on given results (or on ``frame``, read by OCR)."""
@@ -346,7 +361,8 @@ class VisionCondition(FrameNode):
                                 "read_if_missing on)", node_id=ctx.node_id, flow=ctx.flow_name,
                                 field="kind")
             frame = await frame_from_context(inputs, ctx)
-            texts = await ctx.runtime.to_thread(read_texts, frame)
+            texts = await aread_texts(frame)
+            ctx.observe(frame, texts=texts)  # what it read, for the run's report
         elif self.kind == "match_found" and matches is None:
             raise NodeError("no match_template node upstream produced matches",
                             node_id=ctx.node_id, flow=ctx.flow_name, field="kind")
@@ -375,9 +391,9 @@ class WaitUntil(FrameNode):
     type_name: ClassVar[str] = "wait_until"
     category: ClassVar[str] = "vision"
 
-    kind = param.Selector(default="text_appears", objects=["text_appears", "text_disappears", "image_appears", "image_disappears", "screen_stable"], doc="What to wait for.")
+    kind: param.Selector[str] = param.Selector(default="text_appears", objects=["text_appears", "text_disappears", "image_appears", "image_disappears", "screen_stable"], doc="What to wait for.")
     text = param.String(default="", doc="Text to wait for (kinds text_*).", precedence=0.11)
-    match_mode = param.Selector(default="contains", objects=list(MATCH_MODES), doc="How text is compared (kinds text_*).", precedence=0.12)
+    match_mode: param.Selector[str] = param.Selector(default="contains", objects=list(MATCH_MODES), doc="How text is compared (kinds text_*).", precedence=0.12)
     max_distance = param.Integer(default=None, allow_None=True, bounds=(0, 100), doc="Fuzzy: most edits allowed.", precedence=0.13)
     template = param.String(default="", doc="Template image (kinds image_*).", precedence=0.14)
     threshold = param.Number(default=None, allow_None=True, bounds=(0.0, 1.0), doc="Lowest match score (kinds image_*); empty for the template's or the settings' default.", precedence=0.15)
@@ -416,14 +432,28 @@ class WaitUntil(FrameNode):
         """Whether the appear/disappear condition holds on ``frame`` (blocking)."""
         roi = _roi(self.roi)
         if self.kind.startswith("text"):
-            texts = ocr(frame, roi, min_confidence=0.5).to_source(frame)
-            found = find_texts(texts, self.text, self.match_mode, max_distance=self.max_distance)
-            present = len(found) > 0
-            return present == (self.kind == "text_appears"), {"texts": texts}
+            return self._judge(shared_ocr(frame, roi, min_confidence=0.5).to_source(frame))
         tpl = load_template(os.path.expanduser(self.template))
-        matches = match_template(frame, tpl, roi, threshold=self.threshold).to_source(frame)
+        matches = shared_match_template(frame, tpl, roi, threshold=self.threshold).to_source(frame)
         present = len(matches) > 0
         return present == (self.kind == "image_appears"), {"matches": matches}
+
+    def _judge(self, texts: TextBoxes) -> tuple[bool, dict[str, Any]]:
+        found = find_texts(texts, self.text, self.match_mode, max_distance=self.max_distance)
+        present = len(found) > 0
+        return present == (self.kind == "text_appears"), {"texts": texts}
+
+    async def _alook(self, frame: Frame, runtime: Any) -> tuple[bool, dict[str, Any]]:
+        """:meth:`_look` from the loop: the text read is shared (a frame another watcher
+        already read, or whose region did not change, costs no OCR and no pool thread);
+        a user regex, fuzzy matching and template matching run in the pool."""
+        if not self.kind.startswith("text"):
+            return await runtime.to_thread(self._look, frame)
+        boxes = await ashared_ocr(frame, _roi(self.roi), min_confidence=0.5)
+        texts = boxes.to_source(frame)
+        if self.match_mode not in ("contains", "exact"):
+            return await runtime.to_thread(self._judge, texts)
+        return self._judge(texts)
 
     def _small(self, frame: Frame) -> np.ndarray:
         img = frame.image
@@ -474,7 +504,8 @@ class WaitUntil(FrameNode):
                     elif frame.captured - (stable_since or frame.captured) >= self.stable_seconds:
                         return {"frame": frame, "waited_s": round(time.monotonic() - start, 3)}
                     continue
-                ok, extra = await ctx.runtime.to_thread(self._look, frame)
+                ok, extra = await self._alook(frame, ctx.runtime)
+                ctx.observe(frame, **extra)  # what it saw, for the run's report
             except (KvmrpaError, ValueError) as exc:
                 raise NodeError(str(exc), node_id=ctx.node_id, flow=ctx.flow_name,
                                 cause=exc) from exc

@@ -30,7 +30,7 @@ def _face_index(path: str) -> int:
         return 0
     for index in range(12):
         try:
-            family = ImageFont.truetype(path, 12, index=index).getname()[0]
+            family = ImageFont.truetype(path, 12, index=index).getname()[0] or ""
         except OSError:
             break
         if "SC" in family.split() and "Mono" not in family:

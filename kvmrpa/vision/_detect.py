@@ -24,6 +24,7 @@ import numpy as np
 
 from .._errors import ModelNotFoundError, VisionError
 from .._runtime import get_runtime
+from .._settings import get_settings
 from ._geometry import nms
 from ._image import ImageLike, crop, to_bgr
 from ._results import Detections
@@ -159,6 +160,7 @@ class YoloDetector:
 
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
+        threads = threads or get_settings().runtime.native_threads
         if threads:
             opts.intra_op_num_threads = int(threads)
         try:
@@ -169,7 +171,8 @@ class YoloDetector:
         self.path = str(p)
         inp = self._session.get_inputs()[0]
         self._input_name = inp.name
-        self._input_dtype = np.float16 if "float16" in inp.type else np.float32
+        self._input_dtype: type[np.floating[Any]] = (
+            np.float16 if "float16" in inp.type else np.float32)
         shape = list(inp.shape)
         if input_size is not None:
             self.input_size = (int(input_size[0]), int(input_size[1]))

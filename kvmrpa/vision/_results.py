@@ -252,7 +252,7 @@ T = TypeVar("T", TextBox, Match, Detection)
 class _Results(Sequence[T], Generic[T]):
     items: tuple[T, ...] = field(default=())
 
-    item_type: ClassVar[type]
+    item_type: ClassVar[type[Any]]  # TextBox, Match or Detection: the T of the subclass
 
     def __init__(self, items: Iterable[T] = ()) -> None:
         items = tuple(items)
@@ -279,7 +279,7 @@ class _Results(Sequence[T], Generic[T]):
         return iter(self.items)
 
     def __add__(self, other: Iterable[T]) -> Self:
-        return type(self)((*self.items, *other))
+        return type(self)(self.items + tuple(other))
 
     def __repr__(self) -> str:
         inner = ", ".join(repr(i) for i in self.items[:5])
@@ -552,7 +552,8 @@ class Detections(_Results[Detection]):
             labels = {label} if isinstance(label, str) else set(label)
             out = [d for d in out if d.label in labels]
         if class_id is not None:
-            ids = {class_id} if isinstance(class_id, Integral) else {int(c) for c in class_id}
+            ids = ({int(class_id)} if isinstance(class_id, (int, Integral))
+                   else {int(c) for c in class_id})
             out = [d for d in out if d.class_id in ids]
         return Detections(out)
 

@@ -35,11 +35,11 @@ _MAX_SIDE = 100_000
 _FORMAT = 1
 
 
-def _size(value: object, what: str) -> tuple[int, int] | None:
+def _size(value: Any, what: str) -> tuple[int, int] | None:
     if value is None:
         return None
     try:
-        w, h = (int(v) for v in value)  # type: ignore[union-attr]
+        w, h = (int(v) for v in value)
     except (TypeError, ValueError, OverflowError):
         raise VisionError(f"template {what} must be (width, height), got {value!r}") from None
     if not (0 < w <= _MAX_SIDE and 0 < h <= _MAX_SIDE):
@@ -137,7 +137,9 @@ class Template:
         full = True
         if isinstance(frame, Frame):
             full = frame.offset == (0, 0)
-            ox, oy = round(frame.offset[0] * frame.scale), round(frame.offset[1] * frame.scale)
+            # the crop's origin in source pixels (the frame's one mapping), at the
+            # frame's scale: the template's own pixels
+            ox, oy = (round(v * frame.scale) for v in frame.to_source(0, 0))
         if capture_size is None and full:
             capture_size = (w, h)
         return cls(img[y:y + rh, x:x + rw].copy(), mask=mask, name=name,

@@ -88,7 +88,7 @@ def audit(tmp_path: Path) -> list[dict]:
 
 
 def graph_nodes(p) -> dict[str, str]:
-    return dict(p.locator("svg g[data-node]").evaluate_all(
+    return dict(p.locator(".kv-node[data-node]").evaluate_all(
         "els => els.map(e => [e.dataset.node, e.textContent])"))
 
 
@@ -104,7 +104,7 @@ def check_role(chromium, url: str, role: str, tmp_path: Path, flows: Path, marke
     try:
         assert f"signed in as {role} ({role})" in p.get_by_label("Signed in").inner_text()
         wait_for(lambda: "py" in graph_nodes(p), what="flow graph")
-        p.locator('svg g[data-node="py"]').click()
+        p.locator('.kv-node[data-node="py"]').click()
         p.get_by_text("Edit node", exact=True).click()
         p.get_by_text("Edit flow", exact=True).click()
         # The palette never offers Python here; viewers/operators get no editor.
@@ -235,7 +235,7 @@ def code_palette(chromium, url: str, role: str, artifacts_dir: str) -> None:
             p.get_by_label("Node id").fill("admin_code")
             p.get_by_role("button", name="Add node").click()
             wait_for(lambda: "admin_code" in graph_nodes(p), what="admin's Python node")
-            p.locator('svg g[data-node="py"]').click()
+            p.locator('.kv-node[data-node="py"]').click()
             p.get_by_text("Edit node", exact=True).click()
             assert p.get_by_role("button", name="Run on current frame").is_enabled()
             shoot(p, artifacts_dir, "admin-allow-code")

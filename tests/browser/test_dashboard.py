@@ -24,7 +24,7 @@ def wait_for(pred: Callable[[], bool], timeout: float = 60.0, what: str = "condi
 
 
 def node_states(page) -> dict[str, str]:
-    return dict(page.locator("svg g[data-node]").evaluate_all(
+    return dict(page.locator(".kv-node[data-node]").evaluate_all(
         "els => els.map(e => [e.dataset.node, e.dataset.state])"))
 
 

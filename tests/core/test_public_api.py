@@ -92,3 +92,14 @@ def test_readme_and_notebooks_take_flow_from_the_top_level() -> None:
     texts += [p.read_text("utf-8") for p in (ROOT / "notebooks").glob("*.ipynb")]
     assert all("from kvmrpa.engine import Flow" not in t for t in texts)
     assert any("from kvmrpa import Flow" in t for t in texts[1:])
+
+
+def test_vision_exports_its_api_and_keeps_its_parts_private() -> None:
+    from kvmrpa import vision
+
+    loose = sorted(n for n, v in vars(vision).items() if not n.startswith("_")
+                   and n not in vision.__all__ and n != "annotations" and not inspect.ismodule(v))
+    assert loose == [], f"kvmrpa.vision: list these in __all__ or keep them private: {loose}"
+    assert {"ocr", "match_template", "detect", "Template", "annotate", "TextBoxes"} <= set(vision.__all__)
+    # the engines' parts (decoding, geometry, text distances) stay in their modules
+    assert not {"letterbox", "nms", "iou", "edit_distance", "RapidOcrEngine"} & set(dir(vision))

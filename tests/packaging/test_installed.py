@@ -84,7 +84,7 @@ def test_served_dashboard_lists_the_scenarios_and_runs_one(
             names = tabs.evaluate_all("els => els.map(e => e.dataset.flow)")
             assert sorted(names) == list(SCENARIOS), names
             p.get_by_role("tab", name="scenario1").click()
-            wait_for(lambda: p.locator("svg g[data-node]").count() >= 2, what="flow graph")
+            wait_for(lambda: p.locator(".kv-node[data-node]").count() >= 2, what="flow graph")
             status = p.get_by_label("Flow status")
             p.get_by_role("button", name=re.compile(r"^Run( once)?$")).click()
             wait_for(lambda: status.inner_text() == "ok" or status.inner_text().startswith("failed"),

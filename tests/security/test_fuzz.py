@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from kvmrpa import Flow
 from kvmrpa._errors import FlowFormatError, FlowValidationError, KvmrpaError
-from kvmrpa.engine._validate import document_to_flow, parse_document
+from kvmrpa.engine._validate import parse_document
 from kvmrpa.nodes._registry import get_node_class, node_types
 
 FUZZ = settings(max_examples=1000, deadline=None, database=None,
@@ -143,7 +143,7 @@ def test_the_loader_survives_any_bytes(data: bytes) -> None:
 @FUZZ
 @given(native_docs())
 def test_the_loader_survives_any_native_document(doc: dict[str, Any]) -> None:
-    flow = _outcome(lambda: document_to_flow(doc, origin="fuzz.json"))
+    flow = _outcome(lambda: Flow.from_dict(doc, origin="fuzz.json"))
     if flow is not None:  # what loads saves as strict JSON and loads again the same
         again = Flow.from_json(flow.to_json(), origin="again.json")
         assert again.to_dict()["nodes"] == flow.to_dict()["nodes"]
@@ -159,7 +159,7 @@ def test_the_loader_survives_the_json_text_of_any_document(doc: dict[str, Any]) 
 @FUZZ
 @given(original_docs())
 def test_the_importer_survives_any_original_document(doc: dict[str, Any]) -> None:
-    _outcome(lambda: document_to_flow(doc, origin="original.json"))
+    _outcome(lambda: Flow.from_dict(doc, origin="original.json"))
 
 
 @FEWER
@@ -168,7 +168,7 @@ def test_the_importer_names_non_finite_numbers(doc: dict[str, Any], token: str) 
     doc["nodes"][0]["x"] = "@@"
     text = json.dumps(doc).replace('"@@"', token)
     try:
-        document_to_flow(parse_document(text), origin="original.json")
+        Flow.from_dict(parse_document(text), origin="original.json")
     except FlowValidationError as exc:
         assert any(p.field == "x" for p in exc.problems), exc.problems
     except FlowFormatError:

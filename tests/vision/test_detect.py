@@ -12,15 +12,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from kvmrpa import Frame, ModelNotFoundError, VisionError, run_sync
-from kvmrpa.vision import (
-    Detections,
-    YoloDetector,
-    adetect,
-    detect,
-    get_detector,
-    letterbox,
-    load_names,
-)
+from kvmrpa.vision import Detections, YoloDetector, adetect, detect, get_detector
+from kvmrpa.vision._detect import letterbox, load_names
 
 
 def make_model(path: Path, output: np.ndarray, names: dict[int, str] | None = None,

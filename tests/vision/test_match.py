@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from kvmrpa import Frame, ModelNotFoundError, VisionError, run_sync
-from kvmrpa.vision import Matches, Template, amatch_template, iou, match_template
+from kvmrpa.vision import Matches, Template, amatch_template, match_template
+from kvmrpa.vision._geometry import iou
 
 from ._render import DESKTOP, render_desktop
 

@@ -12,16 +12,9 @@ import numpy as np
 import pytest
 
 from kvmrpa import Frame, ModelNotFoundError, VisionError, run_sync
-from kvmrpa.vision import (
-    OcrEngine,
-    RapidOcrEngine,
-    TesseractEngine,
-    TextBoxes,
-    aocr,
-    get_ocr_engine,
-    iou,
-    ocr,
-)
+from kvmrpa.vision import OcrEngine, TextBoxes, aocr, get_ocr_engine, ocr
+from kvmrpa.vision._geometry import iou
+from kvmrpa.vision._ocr import RapidOcrEngine, TesseractEngine
 
 from ._render import render_lines, text_box
 

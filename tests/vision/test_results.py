@@ -8,16 +8,8 @@ import numpy as np
 import pytest
 
 from kvmrpa import Frame
-from kvmrpa.vision import (
-    Detection,
-    Detections,
-    Match,
-    Matches,
-    TextBox,
-    TextBoxes,
-    iou,
-    nms,
-)
+from kvmrpa.vision import Detection, Detections, Match, Matches, TextBox, TextBoxes
+from kvmrpa.vision._geometry import iou, nms
 
 
 def test_values_are_validated_and_frozen() -> None:

@@ -5,13 +5,8 @@ from __future__ import annotations
 import pytest
 
 from kvmrpa import VisionError
-from kvmrpa.vision import (
-    compile_text_matcher,
-    edit_distance,
-    normalize_text,
-    substring_distance,
-    text_matches,
-)
+from kvmrpa.vision import compile_text_matcher, text_matches
+from kvmrpa.vision._text import edit_distance, normalize_text, substring_distance
 
 
 def test_normalize_full_width_and_spaces() -> None:

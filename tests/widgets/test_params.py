@@ -42,7 +42,7 @@ def synced(cls: type) -> list[str]:
     renamed = getattr(cls, "_rename", {})
     own = [n for n, p in cls.param.objects("existing").items()
            if n not in Viewable.param and renamed.get(n, n) is not None
-           and not n.startswith("_")]
+           and not n.startswith("_") and not p.constant]  # constant: never set by a page
     return own
 
 

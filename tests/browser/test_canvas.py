@@ -1,0 +1,250 @@
+"""FlowCanvas in the served dashboard, by mouse: build scenario 3 from an empty canvas
+(palette drags, wires, a ``true`` branch, the parameter form), save, and the saved file
+validates and runs to ok on the simulator; undo/redo; a cycle refused with the reason."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from kvmrpa.engine import Flow
+
+from .conftest import ROOT, new_page
+
+pytestmark = pytest.mark.browser
+
+NODE = ".kv-node[data-node]"
+
+
+def wait_for(pred: Callable[[], bool], timeout: float = 60.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout} s")
+        time.sleep(0.1)
+
+
+def node_ids(p) -> list[str]:
+    return p.locator(NODE).evaluate_all("els => els.map(e => e.dataset.node)")
+
+
+def edge_count(p) -> int:
+    return int(p.get_by_label("Flow graph").get_attribute("data-edges"))
+
+
+def centre(locator) -> tuple[float, float]:
+    box = locator.bounding_box()
+    assert box is not None
+    return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+
+
+def drag(p, start: tuple[float, float], end: tuple[float, float]) -> None:
+    p.mouse.move(*start)
+    p.mouse.down()
+    p.mouse.move((start[0] + end[0]) / 2, (start[1] + end[1]) / 2, steps=4)
+    p.mouse.move(*end, steps=4)
+    p.mouse.up()
+
+
+def add_from_palette(p, node_type: str, x: float, y: float) -> str:
+    """Drag a palette entry to (x, y) of the canvas pane; returns the new node's id."""
+    before = set(node_ids(p))
+    item = p.locator(f'[data-palette-type="{node_type}"]')
+    item.scroll_into_view_if_needed()
+    flow_box = p.locator(".kv-flow").bounding_box()
+    drag(p, centre(item),
+         (flow_box["x"] + x, flow_box["y"] + y))
+    wait_for(lambda: len(set(node_ids(p)) - before) == 1, what=f"{node_type} added")
+    (new,) = set(node_ids(p)) - before
+    # React Flow shows a node (and connects to its ports) once it has measured it
+    wrapper = p.locator(f'.react-flow__node[data-id="{new}"]')
+    wait_for(lambda: wrapper.evaluate("e => getComputedStyle(e).visibility") == "visible",
+             what=f"{new} measured")
+    return new
+
+
+def handle(p, node: str, handle_id: str):
+    return p.locator(f'.kv-node[data-node="{node}"] [data-handleid="{handle_id}"]')
+
+
+def wire(p, source: str, target: str, branch: str = "out") -> None:
+    before = edge_count(p)
+    drag(p, centre(handle(p, source, branch)), centre(handle(p, target, "in")))
+    wait_for(lambda: edge_count(p) == before + 1, timeout=20,
+             what=f"edge {source} → {target} ({branch})")
+
+
+def message(p) -> str:
+    return p.get_by_label("Canvas message").inner_text()
+
+
+def select(p, node: str, form: str | None = None) -> None:
+    """Click a node; with ``form`` (its type), wait until the server shows its form."""
+    p.locator(f'.kv-node[data-node="{node}"] .kv-id').click()
+    wait_for(lambda: "kv-sel" in (p.locator(f'.kv-node[data-node="{node}"]')
+                                  .get_attribute("class") or ""), what=f"{node} selected")
+    if form is not None:
+        heading = p.locator("p", has=p.locator("strong", has_text=re.compile(f"^{form}$")))
+        heading.first.wait_for(timeout=30_000)
+
+
+def fill(p, label: str, value: str) -> None:
+    box = p.get_by_role("textbox", name=re.compile(f"^{label}"))
+    box.fill(value)
+    box.press("Enter")
+
+
+def choose(p, label: str, value: str) -> None:
+    p.get_by_role("combobox", name=re.compile(f"^{label}")).select_option(value)
+
+
+def saved(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+@pytest.mark.timeout(300)  # a browser session, then three runs of the saved flow
+def test_build_scenario3_by_mouse_save_and_run(serve_dashboard, chromium, artifacts_dir,
+                                               tmp_path: Path) -> None:
+    flows = tmp_path / "flows"
+    empty = Flow("built", description="scenario 3 built on the canvas",
+                 source="sim://scenario3", input="sim://scenario3")
+    path = empty.save(flows / "built.json")
+    with serve_dashboard("--flows", str(flows)) as server:
+        context, pg = new_page(chromium, viewport={"width": 1400, "height": 1000})
+        p = pg.page
+        try:
+            p.goto(server.url)
+            graph = p.get_by_label("Flow graph")
+            graph.wait_for(timeout=90_000)
+            graph.scroll_into_view_if_needed()
+            assert node_ids(p) == []
+            grab = add_from_palette(p, "source", 60, 60)
+            read = add_from_palette(p, "ocr", 260, 60)
+            check = add_from_palette(p, "vision_condition", 460, 60)
+            click = add_from_palette(p, "mouse", 260, 220)
+            typing = add_from_palette(p, "keyboard", 460, 220)
+            confirm = add_from_palette(p, "wait_until", 660, 220)
+            assert [grab, read, check, click, typing, confirm] == [
+                "source1", "ocr2", "vision_condition3", "mouse4", "keyboard5", "wait_until6"]
+            wire(p, grab, read)
+            wire(p, read, check)
+            wire(p, check, click, "true")
+            wire(p, click, typing)
+            wire(p, typing, confirm)
+            p.screenshot(path=os.path.join(artifacts_dir, "canvas-wired.png"))
+            # the true branch is drawn as its own kind of edge, labelled
+            assert p.locator(".react-flow__edge.kv-e-true").count() == 1
+            # a cycle is refused while dragging, with the engine's reason
+            before = edge_count(p)
+            drag(p, centre(handle(p, confirm, "out")), centre(handle(p, grab, "in")))
+            wait_for(lambda: "cycle" in message(p), timeout=20, what="cycle refused")
+            assert "cannot connect wait_until6 → source1" in message(p)
+            assert p.get_by_label("Canvas message").get_attribute("data-kind") == "error"
+            assert edge_count(p) == before
+            # parameters through the selected node's form
+            p.get_by_text("Edit node", exact=True).click()
+            select(p, check, "vision_condition")
+            fill(p, "Text", "请输入")
+            choose(p, "Match mode", "exact")
+            select(p, click, "mouse")
+            choose(p, "Target", "text")
+            # the canvas shows the node's new problem (its text is required now) …
+            wait_for(lambda: "text" in (p.locator(f'.kv-node[data-node="{click}"] .kv-warn')
+                                        .get_attribute("data-problems") or ""),
+                     what="problem shown on the node")
+            # … and the form shows the fields of the new target once the node is shown again
+            select(p, typing, "keyboard")
+            select(p, click, "mouse")
+            fill(p, "Text", "请输入")
+            choose(p, "Match mode", "exact")
+            choose(p, "Anchor", "below")
+            select(p, typing, "keyboard")
+            fill(p, "Text", "测试3")
+            select(p, confirm, "wait_until")
+            fill(p, "Text", "测试3")
+            marker = p.get_by_label("Draft state")
+            wait_for(lambda: marker.get_attribute("data-modified") == "true", what="modified")
+            p.screenshot(path=os.path.join(artifacts_dir, "canvas-scenario3.png"), full_page=True)
+            p.get_by_role("button", name="Save", exact=True).click()
+            wait_for(lambda: len(saved(path)["nodes"]) == 6, timeout=30, what="saved")
+            wait_for(lambda: marker.get_attribute("data-modified") == "false", what="saved marker")
+            assert pg.errors == [] and pg.blocked == []
+        finally:
+            context.close()
+    data = saved(path)
+    by_id = {n["id"]: n for n in data["nodes"]}
+    assert by_id[check]["params"] == {"text": "请输入", "match_mode": "exact"}
+    assert by_id[click]["params"]["anchor"] == "below"
+    assert all(len(n["position"]) == 2 for n in data["nodes"])
+    assert {"source": check, "target": click, "branch": "true"} in data["edges"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    out = subprocess.run([sys.executable, "-m", "kvmrpa", "validate", str(path)], cwd=ROOT,
+                         env=env, capture_output=True, text=True, timeout=60,
+                         start_new_session=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    # three seeds at once, each its own process group (killed on every path)
+    procs = {seed: subprocess.Popen(
+        [sys.executable, "-m", "kvmrpa", "run", str(path), "--no-record", "--json",
+         "--source", f"sim://scenario3?seed={seed}", "--input", f"sim://scenario3?seed={seed}"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True) for seed in (301, 302, 303)}
+    try:
+        for seed, proc in procs.items():
+            stdout, stderr = proc.communicate(timeout=120)
+            assert proc.returncode == 0, (seed, stdout, stderr)
+            assert json.loads(stdout)["status"] == "ok", (seed, stdout)
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+
+
+def test_undo_redo_delete_and_the_marker_toggles_a_breakpoint(serve_dashboard, chromium,
+                                                              artifacts_dir) -> None:
+    with serve_dashboard() as server:
+        context, pg = new_page(chromium, viewport={"width": 1400, "height": 1000})
+        p = pg.page
+        try:
+            p.goto(server.url)
+            p.get_by_role("tab", name="scenario3").click()
+            wait_for(lambda: "trigger" in node_ids(p) and "type" in node_ids(p), what="graph")
+            p.get_by_label("Flow graph").scroll_into_view_if_needed()
+            start = sorted(node_ids(p))
+            edges = edge_count(p)
+            select(p, "focus")
+            p.keyboard.press("Delete")
+            wait_for(lambda: "focus" not in node_ids(p), what="focus deleted")
+            assert edge_count(p) == edges - 2  # its two edges went with it
+            p.get_by_role("button", name="Undo", exact=True).click()
+            wait_for(lambda: sorted(node_ids(p)) == start, what="undo")
+            assert edge_count(p) == edges
+            p.get_by_role("button", name="Redo", exact=True).click()
+            wait_for(lambda: "focus" not in node_ids(p), what="redo")
+            p.get_by_label("Flow graph").press("Control+z")
+            wait_for(lambda: sorted(node_ids(p)) == start and edge_count(p) == edges,
+                     what="undo by keyboard")
+            marker = p.get_by_label("Draft state")
+            wait_for(lambda: marker.get_attribute("data-modified") == "false",
+                     what="back to the saved flow")
+            # the breakpoint marker on a node sets the debugger's breakpoint
+            p.get_by_label("breakpoint read", exact=True).click()
+            wait_for(lambda: p.get_by_label("breakpoint read", exact=True).get_attribute(
+                "data-on") == "true", what="breakpoint on")
+            box = p.locator('input[type="checkbox"][value="read"], label:has-text("read") input')
+            wait_for(lambda: box.first.is_checked(), what="breakpoint box ticked")
+            p.screenshot(path=os.path.join(artifacts_dir, "canvas-breakpoint.png"))
+            assert pg.errors == [] and pg.blocked == []
+        finally:
+            context.close()

@@ -1,0 +1,260 @@
+"""FlowCanvas's server side: the document it edits, its undo history, and what the
+engine's validation refuses (no browser: the messages the page would send)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from kvmrpa.widgets._flowcanvas import CanvasDocument, FlowCanvas, canvas_positions, node_palette
+
+from kvmrpa.engine import Flow
+
+
+def chain() -> Flow:
+    flow = Flow("chain")
+    flow.add("source", "grab", position=(0, 0))
+    flow.add("ocr", "read", position=(200, 0))
+    flow.add("vision_condition", "check", position=(400, 0), text="x")
+    flow.add("keyboard", "type", position=(600, 0), text="hi")
+    flow.connect("grab", "read")
+    flow.connect("read", "check")
+    flow.connect("check", "type", branch="true")
+    return flow
+
+
+def doc_of(flow: Flow) -> dict:
+    data = flow.to_dict()
+    data.pop("created")
+    data.pop("updated")
+    return data
+
+
+def test_add_connect_and_refuse_a_cycle_with_the_engines_reason() -> None:
+    flow = chain()
+    doc = CanvasDocument(flow)
+    nid = doc.add("wait", (800, 0))
+    assert nid == "wait5" and flow.nodes[nid].position == (800.0, 0.0)
+    doc.connect("type", nid)
+    assert flow.edges[-1].source == "type" and flow.edges[-1].target == nid
+    assert doc.refusal(nid, "grab") is not None
+    with pytest.raises(Exception, match=r"cannot connect wait5 → grab: cycle"):
+        doc.connect(nid, "grab")
+    assert len(flow.edges) == 4  # nothing added
+    with pytest.raises(Exception, match="cannot produce branch 'maybe'"):
+        doc.connect("check", nid, "maybe")
+    refused = doc.refusals("read")
+    assert set(refused) == {"grab", "read", "check"}  # ancestors, itself, the duplicate
+    assert "cycle" in refused["grab"] and "duplicate" in refused["check"]
+    assert doc.refusals("check", "true")["type"].startswith("duplicate")
+    assert "wait5" not in doc.refusals("check", "true")
+
+
+def test_undo_and_redo_restore_the_exact_document() -> None:
+    flow = chain()
+    doc = CanvasDocument(flow)
+    states = [doc_of(flow)]
+    doc.add("mouse", (800, 100), "click")
+    states.append(doc_of(flow))
+    doc.connect("type", "click")
+    states.append(doc_of(flow))
+    doc.set_param("click", "text", "请输入")
+    states.append(doc_of(flow))
+    doc.move({"click": (850, 120), "grab": (-10, 5)})
+    states.append(doc_of(flow))
+    doc.layout()
+    states.append(doc_of(flow))
+    for want in reversed(states[:-1]):
+        assert doc.undo()
+        assert doc_of(flow) == want
+    assert not doc.undo() and not doc.can_undo
+    for want in states[1:]:
+        assert doc.redo()
+        assert doc_of(flow) == want
+    assert not doc.redo()
+    # an edit after undo drops the redo steps
+    doc.undo()
+    doc.add("wait", (0, 300))
+    assert not doc.can_redo
+
+
+def test_an_edit_made_elsewhere_becomes_its_own_undo_step() -> None:
+    flow = chain()
+    doc = CanvasDocument(flow)
+    before = doc_of(flow)
+    flow["type"].text = "edited in the form"
+    edited = doc_of(flow)
+    doc.add("wait", (0, 200))
+    assert doc.undo() and doc_of(flow) == edited
+    assert doc.undo() and doc_of(flow) == before
+
+
+def test_delete_removes_the_node_with_its_edges_and_undo_brings_them_back() -> None:
+    flow = chain()
+    doc = CanvasDocument(flow)
+    before = doc_of(flow)
+    doc.delete(["read"])
+    assert "read" not in flow.nodes
+    assert [(e.source, e.target) for e in flow.edges] == [("check", "type")]
+    doc.undo()
+    assert doc_of(flow) == before
+    doc.delete([], [2])  # an edge by index
+    assert [(e.source, e.target) for e in flow.edges] == [("grab", "read"), ("read", "check")]
+
+
+def test_paste_copies_nodes_and_the_edges_between_them() -> None:
+    flow = chain()
+    doc = CanvasDocument(flow)
+    new = doc.paste(["check", "type"])
+    assert len(new) == 2
+    a, b = new
+    assert flow.nodes[a].type == "vision_condition" and flow[a].text == "x"
+    assert flow.nodes[a].position == (440.0, 40.0)
+    assert any(e.source == a and e.target == b and e.branch == "true" for e in flow.edges)
+    assert flow[a] is not flow["check"]
+
+
+def test_set_param_refuses_a_bad_value_and_keeps_the_document() -> None:
+    flow = chain()
+    doc = CanvasDocument(flow)
+    before = doc_of(flow)
+    with pytest.raises(Exception, match="node read: roi"):
+        doc.set_param("read", "roi", [1, 2])
+    with pytest.raises(Exception, match="no parameter 'nope'"):
+        doc.set_param("read", "nope", 1)
+    assert doc_of(flow) == before and not doc.can_undo
+    doc.set_param("read", "roi", [0, 0, 40, 20])  # JSON list → the tuple it declares
+    assert flow["read"].roi == (0, 0, 40, 20)
+
+
+def test_flows_without_positions_get_a_layered_layout() -> None:
+    flow = Flow("imported")
+    for nid in ("a", "b", "c"):
+        flow.add("wait", nid)
+    flow.connect("a", "b")
+    flow.connect("a", "c")
+    pos = canvas_positions(flow)
+    assert pos["a"][0] < pos["b"][0] == pos["c"][0] and pos["b"][1] != pos["c"][1]
+    doc = CanvasDocument(flow)
+    doc.move({"a": (5, 5)})  # the drawn positions are written with the first edit
+    assert flow.nodes["b"].position == pos["b"] and flow.nodes["a"].position == (5.0, 5.0)
+
+
+def test_canvas_component_answers_the_pages_messages() -> None:
+    flow = chain()
+    changes = []
+    canvas = FlowCanvas(flow, on_change=lambda: changes.append(1))
+    graph = canvas.graph
+    check = next(n for n in graph["nodes"] if n["id"] == "check")
+    assert [o["id"] for o in check["outs"]] == ["out", "true", "false", "error"]
+    assert graph["edges"][2]["branch"] == "true"
+    canvas._handle_msg({"op": "add", "node_type": "mouse", "position": [800, 0]})
+    assert "mouse5" in flow.nodes and canvas.selected == "mouse5" and changes == [1]
+    canvas._handle_msg({"op": "probe", "source": "mouse5", "branch": None})
+    assert json.loads(canvas.refusals_json)["targets"] == {"mouse5": "edge from 'mouse5' to itself (cycle)"}
+    canvas._handle_msg({"op": "connect", "source": "type", "target": "mouse5", "branch": None})
+    canvas._handle_msg({"op": "probe", "source": "mouse5", "branch": None})
+    refused = json.loads(canvas.refusals_json)
+    assert refused["key"] == "mouse5|" and "cycle" in refused["targets"]["grab"]
+    canvas._handle_msg({"op": "connect", "source": "mouse5", "target": "grab"})
+    assert canvas.message_kind == "error" and "cycle" in canvas.message
+    assert len(flow.edges) == 4
+    canvas._handle_msg({"op": "undo"})
+    assert len(flow.edges) == 3 and canvas.can_redo
+    canvas._handle_msg({"op": "redo"})
+    assert len(flow.edges) == 4
+    canvas._handle_msg({"op": "delete", "nodes": ["mouse5"], "edges": []})
+    assert "mouse5" not in flow.nodes and len(flow.edges) == 3
+    canvas.locked = True
+    canvas._handle_msg({"op": "add", "node_type": "wait", "position": [0, 0]})
+    assert "stop the run" in canvas.message and len(flow.nodes) == 4
+    canvas.locked = False
+    canvas._handle_msg({"op": "move", "positions": {"grab": ["x", 1]}})
+    assert canvas.message_kind == "error" and flow.nodes["grab"].position == (0.0, 0.0)
+
+
+def test_problems_are_shown_on_their_node_and_edge() -> None:
+    flow = Flow("bad")
+    flow.add("mouse", "click", position=(0, 0), target="text")  # text required
+    flow.add("wait", "pause", position=(200, 0))
+    flow.connect("click", "pause", branch="true")  # mouse cannot produce 'true'
+    graph = FlowCanvas(flow).graph
+    click = next(n for n in graph["nodes"] if n["id"] == "click")
+    assert any("text" in p for p in click["problems"])
+    assert any("cannot produce branch 'true'" in p for p in graph["edges"][0]["problems"])
+
+
+def test_palette_lists_every_type_with_category_and_doc_but_code_only_when_allowed() -> None:
+    from kvmrpa.widgets import _auth
+
+    from kvmrpa.nodes import node_types
+
+    assert {it["type"] for it in node_palette()} == set(node_types())  # local admin
+    _auth.configure(_auth.Policy(accounts=None, allow_code=False))  # a server without --allow-code
+    try:
+        items = {it["type"]: it for it in node_palette()}
+        assert set(items) == set(node_types()) - {"python"}
+        assert items["ocr"]["category"] == "vision" and items["ocr"]["doc"]
+        with pytest.raises(Exception, match="code-bearing"):
+            CanvasDocument(Flow("f")).add("python", (0, 0))
+    finally:
+        _auth.configure(None)
+
+
+def test_bundle_is_shipped_and_has_no_bare_imports() -> None:
+    from kvmrpa.widgets._flowcanvas import BUNDLE
+
+    text = BUNDLE.read_text(encoding="utf-8")
+    assert len(text) > 100_000
+    # everything is inside: no module is imported at run time (from a CDN or elsewhere)
+    assert re.findall(r'\bfrom\s*"[^"]*"|\bimport\s*"[^"]*"|\bimport\(', text) == []
+    assert BUNDLE.with_name(BUNDLE.name + ".LICENSE.txt").is_file()
+    root = FlowCanvas(chain()).get_root()
+    assert root.bundle and root.esm == text  # the bundle itself, no runtime compile
+
+
+def test_new_flow_save_as_and_open_write_files_and_list_them(tmp_path) -> None:
+    from kvmrpa.widgets import Dashboard, DashboardApp
+
+    folder = tmp_path / "flows"
+    chain().save(folder / "chain.json")
+    app = DashboardApp(folder, source_url="sim://desktop")
+    try:
+        dash = Dashboard(app=app)
+        _files_on(dash, folder)
+        dash.close()
+    finally:
+        app.close()
+
+
+def _files_on(dash, folder) -> None:
+    """New flow, Save as and Open on a Dashboard of ``folder``."""
+    files = dash.files
+    files.name_input.value = "fresh"
+    assert files.new_flow() == "created fresh"
+    assert (folder / "fresh.json").is_file() and dash.selected == "fresh"
+    assert Flow.load(folder / "fresh.json").nodes == {}
+    assert "fresh" in [it["name"] for it in dash.tabs.items]
+    # save as: this tab's draft (with an edit) under a new name; the original stays
+    dash.selected = "chain"
+    dash.debugger.flow_view.add_node("wait", (0, 300))
+    files.name_input.value = "chain_copy"
+    assert files.save_as() == "saved as chain_copy"
+    assert "wait5" in Flow.load(folder / "chain_copy.json").nodes
+    assert "wait5" not in Flow.load(folder / "chain.json").nodes
+    # open: the original format (no positions) comes in laid out
+    original = {"version": "1.0", "name": "old", "nodes": [
+        {"id": "a", "type": "wait", "properties": {"duration_ms": 10}},
+        {"id": "b", "type": "wait", "properties": {"duration_ms": 10}}],
+        "edges": [{"id": "e1", "source": "a", "target": "b", "properties": {}}]}
+    text = files.open_bytes(json.dumps(original).encode(), "old.json")
+    assert text.startswith("opened old.json as old")
+    opened = Flow.load(folder / "old.json")
+    assert opened.nodes["a"].position[0] < opened.nodes["b"].position[0]
+    assert dash.selected == "old"
+    files.name_input.value = "bad name!"
+    files._guard(files.new_flow)
+    assert files.message.alert_type == "danger" and "bad name!" in files.message.object
+    with pytest.raises(Exception, match=r"broken\.json"):
+        files.open_bytes(b"{nope", "broken.json")
