@@ -58,6 +58,15 @@ def _now() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
+#: Node parameters naming a file that a flow file keeps relative to its own folder.
+PATH_PARAMS: tuple[str, ...] = ("template",)
+
+
+def _relative_file(value: str) -> bool:
+    """A non-empty relative path, not ``~``-based and not a ``${…}`` reference."""
+    return bool(value) and not os.path.isabs(value) and not value.startswith(("~", "${"))
+
+
 @dataclass
 class Flow:
     """A flow: a DAG of nodes, plus variables, default source/input URLs and metadata."""
@@ -207,8 +216,23 @@ class Flow:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Flow:
-        """Read a flow file (native or the original system's format, auto-detected)."""
-        return cls.from_dict(read_document(path), origin=str(path))
+        """Read a flow file (native or the original system's format, auto-detected).
+        A relative file parameter (:data:`PATH_PARAMS`, e.g. a ``templates/x.png``
+        saved beside the flow) that names a file next to the flow file is read from
+        there, wherever the flow is run from."""
+        data = read_document(path)
+        folder = Path(path).parent
+        nodes = data.get("nodes") if isinstance(data, Mapping) else None
+        for raw in nodes if isinstance(nodes, list) else []:
+            params = raw.get("params") if isinstance(raw, dict) else None
+            if not isinstance(params, dict):
+                continue
+            for name in PATH_PARAMS:
+                value = params.get(name)
+                if isinstance(value, str) and _relative_file(value) \
+                        and (folder / value).is_file():
+                    params[name] = str((folder / value).resolve())
+        return cls.from_dict(data, origin=str(path))
 
     def plain_secrets(self) -> list[Problem]:
         """Plain-text secrets that saving would write: URL passwords and secret query
@@ -248,7 +272,18 @@ class Flow:
         target = Path(path)
         self.created = self.created or _now()
         self.updated = _now()
-        data = (self.to_json() + "\n").encode("utf-8")
+        text = self.to_json()
+        folder = target.parent.resolve()
+        doc = json.loads(text)
+        for node in doc["nodes"]:  # files beside the flow are named relative to it
+            params = node.get("params") or {}
+            for name in PATH_PARAMS:
+                value = params.get(name)
+                if isinstance(value, str) and value and os.path.isabs(value):
+                    with contextlib.suppress(ValueError):  # elsewhere: kept absolute
+                        params[name] = Path(value).resolve().relative_to(folder).as_posix()
+        data = (json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False)
+                + "\n").encode("utf-8")
         atomic_write(target, data)
         return target
 

@@ -147,3 +147,39 @@ def test_bad_regions_and_files_are_refused_or_skipped(tmp_path) -> None:
     (tmp_path / "corner.json").write_text("{not json")
     assert [i.name for i in store.list()] == ["corner"]
     assert store.info("corner").region == (620, 340, 20, 20)  # from the PNG's own metadata
+
+
+def test_a_flow_names_its_templates_relative_to_its_file(tmp_path, monkeypatch) -> None:
+    """A template saved beside the flow is written relative to the flow file and read
+    from there wherever the flow is loaded from (the flow folder can be moved)."""
+    import shutil
+
+    import numpy as np
+
+    from kvmrpa import Flow
+    from kvmrpa._frame import Frame
+    from kvmrpa.engine import TemplateStore
+
+    folder = tmp_path / "flows"
+    store = TemplateStore.beside(folder / "f.json")
+    image = np.zeros((60, 80, 3), np.uint8)
+    image[10:30, 20:50] = (0, 200, 255)
+    info = store.save(Frame(image, seq=1, source_id="t"), (20, 10, 30, 20), "ok")
+    flow = Flow("f")
+    flow.add("match_template", "m", template=str(info.path))
+    flow.save(folder / "f.json")
+    saved = (folder / "f.json").read_text(encoding="utf-8")
+    assert '"template": "templates/ok.png"' in saved and str(tmp_path) not in saved
+
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(folder, moved)
+    shutil.rmtree(folder)
+    monkeypatch.chdir(tmp_path)
+    again = Flow.load(moved / "f.json")
+    assert again.nodes["m"].node.template == str((moved / "templates" / "ok.png").resolve())
+    assert again.problems() == []
+    # a template outside the flow's folder stays absolute; an unknown relative one as is
+    flow.add("match_template", "n", template="missing.png")
+    flow.save(tmp_path / "g.json")
+    doc = (tmp_path / "g.json").read_text(encoding="utf-8")
+    assert '"template": "missing.png"' in doc
