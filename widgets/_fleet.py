@@ -125,7 +125,9 @@ def _jpeg_uri(jpeg: bytes | None) -> str | None:
 
 def _rate(tile: Any) -> str:
     rate = tile.pass_rate
-    return "–" if rate is None else f"{rate * 100:.0f}% of {tile.runs}"
+    if rate is None:
+        return "–"
+    return f"{rate * 100:.0f}% of {tile.runs} run" + ("s" if tile.runs != 1 else "")
 
 
 def card_html(tile: Any) -> str:

@@ -99,7 +99,7 @@ def test_fleet_dashboard_thumbnails_start_and_stop(serve_dashboard, chromium, tm
             # start all shown → every target ok
             p.get_by_role("button", name="Start all shown", exact=True).click()
             _wait(lambda: _states(p) == dict.fromkeys(IDS, "ok"), "every target ok", 120)
-            assert "pass rate: 100% of 1" in p.locator(".fleet-card").first.inner_text()
+            assert "pass rate: 100% of 1 run" in p.locator(".fleet-card").first.inner_text()
 
             # a loop flow, stopped from the page
             p.locator("select").first.select_option("keys-loop")

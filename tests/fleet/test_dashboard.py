@@ -300,7 +300,7 @@ def test_card_shows_state_outcome_rate_and_escapes() -> None:
                 runs=4, oks=3, thumb=b"\xff\xd8", thumb_size=(240, 150), thumb_seq=9)
     out = card_html(tile)
     assert 'data-state="failed"' in out and 'data-target="t&lt;1&gt;"' in out
-    assert "pass rate: 75% of 4" in out
+    assert "pass rate: 75% of 4 runs" in out
     assert "node &lt;x&gt; failed" in out and "room=b&amp;2" in out
     assert 'src="data:image/jpeg;base64,/9g="' in out and 'data-seq="9"' in out
     missing = card_html(Tile("t2", {}, thumb_error="connection refused"))
