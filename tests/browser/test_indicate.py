@@ -131,7 +131,9 @@ def test_select_draw_click_and_capture_edit_the_draft(serve_dashboard, page, art
             (flows / "scenario3.json").read_text(encoding="utf-8"))["nodes"]}
         assert saved["read"]["roi"] == [x, y, w, h]
         assert saved["focus"]["text"] == "请输入" and saved["focus"]["target"] == "text"
-        assert saved["confirm"]["template"] == str(png)
+        # the flow file names its template relative to itself (the folder can move)
+        assert saved["confirm"]["template"] == "templates/confirm.png"
+        assert (flows / saved["confirm"]["template"]).resolve() == png.resolve()
         assert saved["confirm"]["kind"] == "image_appears"
 
         # 5. the gallery: pick, preview, rename (the node follows the new name)
