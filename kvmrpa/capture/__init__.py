@@ -16,7 +16,7 @@
   entry-point group ``kvmrpa.sources``.
 """
 
-from ._files import ImageFolderSource, ImageSource, VideoFileSource
+from ._files import ImageFolderSource, ImageSource, PlayerSource, VideoFileSource
 from ._hub import (
     SOURCES,
     SourceHub,
@@ -41,6 +41,7 @@ __all__ = [
     "ImageFolderSource",
     "ImageSource",
     "PatternSource",
+    "PlayerSource",
     "ReaderOptions",
     "SourceHub",
     "SourceMetrics",

@@ -37,6 +37,7 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "ImageFolderSource",
     "ImageSource",
+    "PlayerSource",
     "VideoFileSource",
     "file_source",
     "parse_file_url",
@@ -107,8 +108,12 @@ def read_image(path: Path, url: str) -> np.ndarray:
     return img
 
 
-class _PlayerSource(FrameSource):
-    """A source fed by one producer thread that this object owns and joins on stop."""
+class PlayerSource(FrameSource):
+    """A source fed by one producer thread (``_play``) that this object owns and joins
+    on stop; ``_pace`` keeps a frame rate without bursting."""
+
+    #: The producer thread's name: ``kvmrpa-<thread_kind> <url>``.
+    thread_kind = "player"
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
@@ -118,7 +123,7 @@ class _PlayerSource(FrameSource):
     def _start(self) -> None:
         self._stop_evt.clear()
         self._thread = threading.Thread(target=self._guarded, daemon=True,
-                                        name=f"kvmrpa-player {self.display_url}")
+                                        name=f"kvmrpa-{self.thread_kind} {self.display_url}")
         self._thread.start()
 
     def _stop(self) -> None:
@@ -134,7 +139,7 @@ class _PlayerSource(FrameSource):
         try:
             self._play()
         except Exception as exc:
-            log.exception("source %s: player failed", self.display_url)
+            log.exception("source %s: %s failed", self.display_url, self.thread_kind)
             self._set_state(SourceState.STOPPED, f"{type(exc).__name__}: {exc}")
 
     def _play(self) -> None:
@@ -149,7 +154,7 @@ class _PlayerSource(FrameSource):
         return not self._stop_evt.is_set()
 
 
-class VideoFileSource(_PlayerSource):
+class VideoFileSource(PlayerSource):
     """Replays a video file at its own rate (or as fast as possible), optionally looping."""
 
     def __init__(self, url: str, path: Path | None = None, *, realtime: bool | None = None,
@@ -204,7 +209,7 @@ class VideoFileSource(_PlayerSource):
             cap.release()
 
 
-class ImageSource(_PlayerSource):
+class ImageSource(PlayerSource):
     """One image, republished at ``fps`` so that a wait for a fresh frame succeeds."""
 
     def __init__(self, url: str, path: Path | None = None, *, fps: float | None = None) -> None:
@@ -225,7 +230,7 @@ class ImageSource(_PlayerSource):
             index += 1
 
 
-class ImageFolderSource(_PlayerSource):
+class ImageFolderSource(PlayerSource):
     """The images of a folder in name order, ``fps`` per second, looping by default.
     Unreadable files are skipped and reported in ``metrics().last_error``."""
 

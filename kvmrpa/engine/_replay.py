@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,7 @@ from .._limits import check_image_header
 from .._options import url_option
 from .._settings import get_settings
 from .._urls import query_params, split_url
-from ..capture import FrameSource, SourceState
+from ..capture import PlayerSource, SourceState
 from ._records import frames_dir
 from ._report import find_record, load_record
 
@@ -87,8 +86,10 @@ def replay_frames(run: str) -> tuple[dict[str, Any], list[dict[str, Any]], Path]
     return head, ordered[:MAX_FRAMES], frames_dir(path)
 
 
-class ReplaySource(FrameSource):
+class ReplaySource(PlayerSource):
     """Plays a recorded run's frames (see the module docstring)."""
+
+    thread_kind = "replay"
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
@@ -138,25 +139,8 @@ class ReplaySource(FrameSource):
                                   f"(first: {missing[0]})")
         #: The run being replayed.
         self.run_id = str(self.head.get("run_id") or run)
-        self._stop_evt = threading.Event()
-        self._thread: threading.Thread | None = None
         #: Frames of the record played so far (the held last frame not counted again).
         self.played = 0
-
-    def _start(self) -> None:
-        self._stop_evt.clear()
-        self._thread = threading.Thread(target=self._guarded, daemon=True,
-                                        name=f"kvmrpa-replay {self.display_url}")
-        self._thread.start()
-
-    def _stop(self) -> None:
-        self._stop_evt.set()
-        thread, self._thread = self._thread, None
-        if thread is not None and thread is not threading.current_thread():
-            thread.join()
-
-    def threads(self) -> list[threading.Thread]:
-        return [t for t in (self._thread,) if t is not None and t.is_alive()]
 
     def _read(self, name: str) -> np.ndarray:
         if not re.fullmatch(r"[A-Za-z0-9_.-]{1,100}\.jpg", name):
@@ -169,13 +153,6 @@ class ReplaySource(FrameSource):
             raise SourceOpenError(f"{self.display_url}: frame {name} is not a readable image")
         img.flags.writeable = False
         return img
-
-    def _guarded(self) -> None:
-        try:
-            self._play()
-        except Exception as exc:
-            log.exception("source %s: replay failed", self.display_url)
-            self._set_state(SourceState.STOPPED, f"{type(exc).__name__}: {exc}")
 
     def _taken(self) -> bool:
         with self._lock:
