@@ -693,14 +693,13 @@ class Dashboard(NotebookFallback, pn.viewable.Viewer):
         dbg.flow_editor.on_save = self.save_draft
         self.controls_area.objects = [dbg.controls()]
         self.debugger_area.objects = [
-            pn.Row(dbg.flow_view,
-                   pn.Card(dbg.breakpoint_toggles, title="Breakpoints", collapsed=False,
-                           width=180, margin=(5, 5)),
+            pn.Row(dbg.flow_view, dbg.editor.beside(height=dbg.flow_view.height or 460),
                    sizing_mode="stretch_width"),
+            pn.Card(dbg.breakpoint_toggles, title="Breakpoints", collapsed=False,
+                    sizing_mode="stretch_width"),
             pn.Card(dbg.timeline, title="Timeline of the last pass", collapsed=True,
                     sizing_mode="stretch_width"),
             dbg.inspector_card,
-            pn.Card(dbg.editor, title="Edit node", collapsed=True, sizing_mode="stretch_width"),
             pn.Card(dbg.flow_editor, title="Edit flow", collapsed=True,
                     sizing_mode="stretch_width"),
         ]

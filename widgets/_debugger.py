@@ -128,7 +128,7 @@ class Debugger(NotebookFallback, pn.viewable.Viewer):
         for button in self.buttons.values():  # the handlers check again (server-side)
             button.disabled = not can("run")
         self.breakpoint_toggles = pn.widgets.CheckBoxGroup(
-            label="Breakpoints", options=[], inline=False)
+            label="Breakpoints", options=[], inline=True)
         self.breakpoint_toggles.param.watch(
             lambda e: setattr(self, "breakpoints", list(e.new)), ["value"])
         self.param.watch(self._on_breakpoints, ["breakpoints"])
@@ -498,12 +498,13 @@ class Debugger(NotebookFallback, pn.viewable.Viewer):
         self.refresh(force=True)
         return pn.Column(
             self.controls(), self.error,
-            pn.Row(pn.Column("**Breakpoints**", self.breakpoint_toggles, width=170),
-                   self.flow_view, sizing_mode="stretch_width"),
+            pn.Row(self.flow_view, self.editor.beside(height=self.flow_view.height or 460),
+                   sizing_mode="stretch_width"),
+            pn.Row(pn.pane.HTML("<b>Breakpoints</b>", margin=(8, 10)), self.breakpoint_toggles,
+                   sizing_mode="stretch_width"),
             pn.Card(self.timeline, title="Timeline of the last pass", collapsed=False,
                     sizing_mode="stretch_width"),
             self.inspector_card,
-            pn.Card(self.editor, title="Edit node", collapsed=True, sizing_mode="stretch_width"),
             pn.Card(self.flow_editor, title="Edit flow", collapsed=True,
                     sizing_mode="stretch_width"),
             sizing_mode="stretch_width")

@@ -439,10 +439,17 @@ class FlowCanvas(NotebookFallback, BrowserParams, ReactComponent):
         The node types of the palette as JSON (derived from the registry and the role).""")
     refusals_json = param.String(default="", doc="""
         The targets the engine refuses for the wire being dragged, as JSON.""")
+    states_json = param.String(default='{"full":{}}', doc="""
+        :attr:`states` as the browser receives it, one JSON string (derived):
+        ``{"full": base}`` sets the base states, ``{"set": changes}`` the states that
+        differ from that base now (the page shows base + changes). Only what changed since
+        the base is sent, and a new base once that is a quarter of the nodes. A string is
+        one value to Bokeh, where a dict of a thousand states is walked entry by entry on
+        every change, stalling the server's loop during a long run.""")
 
     _esm: ClassVar[str] = "canvas/src/FlowCanvas.jsx"
     _bundle: ClassVar[str] = BUNDLE_NAME
-    _rename: ClassVar[dict[str, str | None]] = {"flow": None}
+    _rename: ClassVar[dict[str, str | None]] = {"flow": None, "states": None}
 
     def __init__(self, flow: Any = None, *, on_change: Callable[[], None] | None = None,
                  **params: Any) -> None:
@@ -454,8 +461,55 @@ class FlowCanvas(NotebookFallback, BrowserParams, ReactComponent):
         self.on_change = on_change
         self.document = CanvasDocument(flow)
         self._fit = 0
+        self._base: dict[str, str] = {}
+        self._changes: dict[str, str] = {}
         self.refresh()
+        self._on_states()
         self.param.watch(self._on_flow, ["flow"])
+        # not onlychanged: param's deep comparison of a thousand states costs more than
+        # the JSON text compared below
+        self.param.watch(self._on_states, ["states"], onlychanged=False)
+
+    @property
+    def _synced_params(self) -> list[str]:
+        # states reach the browser as states_json only (Panel would otherwise watch the
+        # dict too, comparing it deeply on every change)
+        return [p for p in super()._synced_params if p != "states"]
+
+    def _on_states(self, *_: Any) -> None:
+        states = self.states
+        base = self._base
+        changes: dict[str, str] | None = None
+        if states.keys() == base.keys():
+            changes = {k: v for k, v in states.items() if base[k] != v}
+            if len(changes) > max(8, len(states) // 4):
+                changes = None
+        if changes is None:  # a new base (other nodes, or too much changed)
+            self._base, self._changes = dict(states), {}
+            text = _json({"full": self._base})
+        else:
+            self._changes = changes
+            text = _json({"set": changes})
+        if text != self.states_json:  # unchanged states are not sent again
+            self.states_json = text
+
+    def _get_model(self, doc: Any, root: Any = None, parent: Any = None,
+                   comm: Any = None) -> Any:
+        model = super()._get_model(doc, root, parent, comm)
+        # Panel looks every changed data property up on the outer model too
+        # (panel.io.document.freeze_doc: getattr(model, key, None)); there the lookup of
+        # states_json fails, and Bokeh's AttributeError computes spelling suggestions
+        # with difflib: a third of a state push's time. A plain attribute answers it
+        # (Bokeh serialises only declared properties; this one is not).
+        object.__setattr__(model, "states_json", None)
+        return model
+
+    def _init_params(self) -> dict[str, Any]:
+        # a view made now (a new page, a notebook output) gets the base and the changes
+        params = super()._init_params()
+        if "states_json" in params and hasattr(self, "_base"):
+            params["states_json"] = _json({"full": self._base, "set": self._changes})
+        return params
 
     def _on_flow(self, *_: Any) -> None:
         self.document = CanvasDocument(self.flow)
@@ -602,6 +656,10 @@ class FlowCanvas(NotebookFallback, BrowserParams, ReactComponent):
                 self.redo()
         except (TypeError, ValueError, AttributeError) as exc:
             self._tell(f"bad request from the page: {exc}", "error")
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def _pair(value: Any) -> tuple[float, float]:

@@ -383,8 +383,9 @@ class Indicator(NotebookFallback, pn.viewable.Viewer):
     def text_at(self, point: tuple[float, float], frame: Frame | None = None) -> Any:
         """The OCR box (a TextBox in source pixels) under ``point`` (in the view's frame
         pixels), or the nearest within a few pixels; None when there is no text.
-        Blocking: OCR of a band of the frame around the point."""
-        from kvmrpa.vision import ocr
+        Blocking: OCR of a band of the frame around the point, shared through the
+        recognition cache (a second click on the same frame and band reads nothing new)."""
+        from kvmrpa.vision import shared_ocr
 
         frame = frame if frame is not None else self._frame()
         if frame is None:
@@ -393,7 +394,7 @@ class Indicator(NotebookFallback, pn.viewable.Viewer):
         band = max(48, round(frame.height * 0.08))
         top = max(0, round(py) - band)
         roi = (0, top, frame.width, min(frame.height, round(py) + band) - top)
-        texts = ocr(frame, roi, min_confidence=0.3).to_source(frame)
+        texts = shared_ocr(frame, roi, min_confidence=0.3).to_source(frame)
         sx, sy = frame.to_source(px, py)
         return _box_at(texts, sx, sy, reach=max(6.0, 12.0 / frame.scale))
 

@@ -1,6 +1,8 @@
 // LiveView: draws JPEG frames on a canvas, with overlays, a badge, hold/zoom,
 // click-to-point, drag-to-region and an optional console mode that forwards
-// mouse and keyboard events to the Python side.
+// mouse and keyboard events to the Python side. Frames come in Panel's custom
+// messages, or, once the server granted this view its frame route (a "route"
+// message), on that websocket: one binary message per frame (see _frameroute.py).
 
 function get(msg, key) {
   if (msg == null) return undefined
@@ -17,6 +19,23 @@ function toBytes(buf) {
     return out
   }
   return null
+}
+
+// _frameroute.HEADER: "KVF1", stream u32, seq u64, width, height, frame_width,
+// frame_height u32, wall f64 (little-endian), then the JPEG.
+const MAGIC = 0x3146564b
+const HEADER_BYTES = 40
+
+function parsePacket(buf) {
+  if (!(buf instanceof ArrayBuffer) || buf.byteLength < HEADER_BYTES) return null
+  const dv = new DataView(buf)
+  if (dv.getUint32(0, true) !== MAGIC) return null
+  return {
+    kind: "frame", via: "route", stream: dv.getUint32(4, true), seq: Number(dv.getBigUint64(8, true)),
+    width: dv.getUint32(16, true), height: dv.getUint32(20, true),
+    frame_width: dv.getUint32(24, true), frame_height: dv.getUint32(28, true),
+    wall: dv.getFloat64(32, true), jpeg: new Uint8Array(buf, HEADER_BYTES),
+  }
 }
 
 const COLORS = {text: "#00e676", match: "#ffca28", detection: "#40c4ff", point: "#ff1744", region: "#e040fb"}
@@ -176,11 +195,46 @@ export function render({ model, el }) {
     arrivals.push(performance.now())
     draw()
     canvas.dataset.frameSeq = String(seq)
+    const via = get(msg, "via") === "route" ? "route" : "bokeh"  // which path it came on
+    if (canvas.dataset.frameVia !== via) canvas.dataset.frameVia = via
     updateBadge()
     // Acknowledge every other frame: the server keeps at most a few frames in flight,
     // and half the acks halve their cost on the server.
     drawn += 1
-    if (drawn % 2 === 0) model.send_msg({kind: "ack", seq})
+    if (drawn % 2 === 0) {
+      if (get(msg, "via") === "route" && ws && ws.readyState === 1) ws.send("a" + seq)
+      else model.send_msg({kind: "ack", seq})
+    }
+  }
+
+  // The frame route: a websocket of this view's own, opened with the token the server
+  // granted this model. When it closes the server sends frames on Bokeh's path again;
+  // a socket that had opened is asked for again a few times, one that never opened
+  // (a server without the route) is not.
+  let ws = null
+  let routeRetries = 0
+  function openRoute(msg) {
+    if (!alive || typeof WebSocket === "undefined") return
+    const token = String(get(msg, "token") || "")
+    if (!token || (ws && ws.readyState <= 1)) return
+    const url = new URL(String(get(msg, "path")), window.location.href)
+    url.protocol = url.protocol === "https:" ? "wss:" : "ws:"
+    let sock
+    try { sock = new WebSocket(url.href, [String(get(msg, "protocol")), token]) } catch (err) {
+      console.warn("kvmrpa LiveView: no frame route", err)
+      return
+    }
+    sock.binaryType = "arraybuffer"
+    ws = sock
+    let opened = false
+    sock.onopen = () => { opened = true; routeRetries = 0 }
+    sock.onmessage = (ev) => { const m = parsePacket(ev.data); if (m) pump(m) }
+    sock.onclose = () => {
+      if (ws === sock) ws = null
+      if (!alive || !opened || routeRetries >= 5) return
+      routeRetries += 1
+      setTimeout(() => { if (alive && !ws) model.send_msg({kind: "hello"}) }, 1000 * routeRetries)
+    }
   }
 
   async function pump(msg) {
@@ -198,6 +252,7 @@ export function render({ model, el }) {
 
   model.on("msg:custom", (msg) => {
     if (get(msg, "kind") === "note") { note(String(get(msg, "text"))); return }
+    if (get(msg, "kind") === "route") { openRoute(msg); return }
     if (get(msg, "kind") !== "frame") return
     pump(msg)
   })
@@ -311,6 +366,7 @@ export function render({ model, el }) {
   model.on("remove", () => {
     alive = false
     clearInterval(ticker)
+    if (ws) { ws.close(); ws = null }
     ro.disconnect()
     if (image) image.close()
   })

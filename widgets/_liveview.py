@@ -1,9 +1,12 @@
 """LiveView: live video of a FrameSource drawn on a canvas, with overlays and input.
 
 The browser side (``_liveview.js``) draws JPEG frames on a ``<canvas aria-label="Live
-view">`` whose ``data-frame-seq`` is the seq of the frame on screen. Frames travel as
-binary buffers in Panel's custom messages (no base64). The Python side runs one
-:class:`~kvmrpa.widgets._encoder.FrameStreamer` while at least one view of the
+view">`` whose ``data-frame-seq`` is the seq of the frame on screen. Under a server with
+the frame route (:mod:`kvmrpa.widgets._frameroute`, as ``kvmrpa serve`` has) each
+displayed model gets a token for it and frames travel there, one binary websocket
+message each; elsewhere (notebooks), and for a model until its route socket is open,
+they travel as binary buffers in Panel's custom messages (no base64). The Python side
+runs one :class:`~kvmrpa.widgets._encoder.FrameStreamer` while at least one view of the
 component is displayed and not held; every viewer of the same source and size shares
 one JPEG encode.
 """
@@ -30,6 +33,15 @@ from kvmrpa.kvm.keys import browser_key  # the key table's browser names
 
 from ._auth import require, requires
 from ._encoder import EncodedFrame, FrameStreamer
+from ._frameroute import (
+    PATH,
+    SUBPROTOCOL,
+    FrameSocket,
+    Grant,
+    frame_packet,
+    grant,
+    route_installed,
+)
 from ._overlays import overlays_from
 from ._params import BrowserParams
 from ._recorder import RecordingMixin
@@ -38,6 +50,14 @@ from ._resources import NotebookFallback
 __all__ = ["LiveView", "browser_key"]
 
 log = logging.getLogger("kvmrpa.widgets.liveview")
+
+
+def _base_url() -> str:
+    """The server's base URL of the current session (``/`` without a prefix)."""
+    from panel.io.state import state
+
+    return str(state.base_url or "/")
+
 
 def frame_message(enc: EncodedFrame, stream: int = 0) -> dict[str, Any]:
     """The custom message carrying one frame; ``jpeg`` is sent as a binary buffer.
@@ -98,10 +118,14 @@ class LiveView(RecordingMixin, NotebookFallback, BrowserParams, JSComponent):
     height_bound = param.Boolean(default=False, doc="""
         Whether the view's height is bound (derived from height, max_height and
         sizing_mode; 'auto' fit contains the frame then).""")
+    frame_route = param.Boolean(default=True, doc="""
+        Send frames on the server's frame route (a websocket of their own) where the
+        server has one; off, or where it has none, frames travel in Bokeh messages.""")
 
     _esm: ClassVar[str] = "_liveview.js"
     _rename: ClassVar[dict[str, str | None]] = {"source": None, "driver": None,
-                                                "quality": None, "fps": None}
+                                                "quality": None, "fps": None,
+                                                "frame_route": None}
 
     def __init__(self, source: FrameSource | None = None, **params: Any) -> None:
         params.setdefault("sizing_mode", "stretch_width")
@@ -115,6 +139,9 @@ class LiveView(RecordingMixin, NotebookFallback, BrowserParams, JSComponent):
         self._input_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         self.frames_sent = 0
         self.last_sent: EncodedFrame | None = None
+        #: Route grants by model ref, and the sockets open on them (see _frameroute).
+        self._grants: dict[str, Grant] = {}
+        self._sockets: dict[str, FrameSocket] = {}
         self.param.watch(self._update_streaming, ["paused", "source"])
         self.param.watch(self._update_height_bound, ["height", "max_height", "sizing_mode"])
         self._update_height_bound()
@@ -154,7 +181,89 @@ class LiveView(RecordingMixin, NotebookFallback, BrowserParams, JSComponent):
     def _send_frame(self, enc: EncodedFrame, stream: int = 0) -> None:
         self.frames_sent += 1
         self.last_sent = enc
-        self._send_msg(frame_message(enc, stream))
+        with self._stream_lock:
+            sockets = list(self._sockets.values())
+            models = len(self._models)
+        if sockets:
+            packet = frame_packet(enc, stream)
+            for sock in sockets:
+                sock.offer(packet)
+        if models > len(sockets):  # a model without a route socket (yet): Bokeh's path
+            self._send_msg(frame_message(enc, stream))
+
+    @property
+    def route_sockets(self) -> int:
+        """How many displayed models receive frames on the frame route."""
+        return len(self._sockets)
+
+    # -- the frame route (see _frameroute) -------------------------------------------
+    def _offer_route(self, model: Any) -> None:
+        """Grant ``model`` (a displayed model of this view that said hello) a token for
+        the frame route and send it that token, where the server has the route."""
+        doc = getattr(model, "document", None)
+        ctx = getattr(doc, "session_context", None) if doc is not None else None
+        if not self.frame_route or not route_installed() or doc is None or ctx is None:
+            return
+        ref = next((r for r, (m, _) in list(self._models.items()) if m is model), None)
+        if ref is None:
+            return
+        from panel.io.state import set_curdoc
+        from panel.models.esm import ESMEvent
+
+        from kvmrpa._auth import role_at_least
+
+        from ._auth import ACTIONS, current_principal
+
+        request = getattr(ctx, "request", None)
+        cookies = getattr(request, "cookies", None) or {}
+        with set_curdoc(doc):
+            who = current_principal()
+            base = _base_url()
+        if not role_at_least(who.role, ACTIONS["watch"]):  # fails closed, as the page does
+            return
+        with self._stream_lock:
+            g = self._grants.get(ref)
+            if g is None or g.revoked:
+                g = self._grants[ref] = grant(self, ref, cookies.get("user"), who.user)
+        event = ESMEvent(model=model, data={
+            "kind": "route", "path": base.rstrip("/") + PATH, "protocol": SUBPROTOCOL,
+            "token": g.token})
+        doc.add_next_tick_callback(functools.partial(doc.callbacks.send_event, event))
+
+    def _route_attached(self, g: Grant) -> None:
+        with self._stream_lock:
+            if self._grants.get(g.ref) is not g or g.socket is None:
+                return
+            self._sockets[g.ref] = g.socket
+
+    def _route_detached(self, g: Grant) -> None:
+        with self._stream_lock:
+            if self._grants.get(g.ref) is g:
+                self._sockets.pop(g.ref, None)
+
+    def _route_ack(self, seq: int) -> None:
+        s = self._streamer
+        if s is not None:
+            s.ack(seq)
+
+    def _revoke(self, ref: str | None = None) -> None:
+        """Revoke the route grant of model ``ref`` (None: all), closing its socket."""
+        with self._stream_lock:
+            refs = list(self._grants) if ref is None else [ref]
+            gone = [g for r in refs if (g := self._grants.pop(r, None)) is not None]
+            for r in refs:
+                self._sockets.pop(r, None)
+        for g in gone:
+            g.revoke()
+
+    def _process_event(self, event: Any) -> None:
+        data = getattr(event, "data", None)
+        if isinstance(data, dict) and data.get("kind") == "hello":
+            try:
+                self._offer_route(event.model)
+            except Exception:  # the page still gets frames on Bokeh's path
+                log.exception("live view: cannot offer the frame route")
+        super()._process_event(event)
 
     def _get_model(self, doc: Any, root: Any = None, parent: Any = None, comm: Any = None) -> Any:
         model = super()._get_model(doc, root, parent, comm)
@@ -163,14 +272,18 @@ class LiveView(RecordingMixin, NotebookFallback, BrowserParams, JSComponent):
 
     def _cleanup(self, root: Any = None) -> None:
         super()._cleanup(root)
+        if root is not None:
+            self._revoke(root.ref["id"])
         self._update_streaming()
 
     def close(self) -> None:
-        """Stop streaming (the view can be shown again later)."""
+        """Stop streaming and close the frame route's sockets (the view can be shown
+        again later: a page that says hello again gets a new grant)."""
         with self._stream_lock:
             if self._streamer is not None:
                 self._streamer.stop()
                 self._streamer = None
+        self._revoke()
 
     # -- messages from the browser ---------------------------------------------------
     def _handle_msg(self, data: Any) -> None:

@@ -1,12 +1,15 @@
 """NodeEditor: a node's parameter form, and "Run on current frame".
 
 The form is generated from the node's param declarations by ``pn.Param`` (docs as
-tooltips, bounds as widget limits; parameters hidden by ``precedence < 0`` stay hidden,
-and a node that changes precedences by mode shows only what matters). The node type's
-own parameters come first; the common execution policy (timeout, retries, retry_delay,
+tooltips, bounds as widget limits; parameters declared with ``precedence < 0`` stay out).
+A node that changes precedences by mode (``Node.show_params``) shows only what matters:
+the fields it hides are in the form too, hidden, and appear the moment a choice (a
+``match_mode``, a target, a branch field) makes them relevant. The node type's own
+parameters come first; the common execution policy (timeout, retries, retry_delay,
 on_error) is grouped in a collapsed card. "Run on current frame" calls
 ``node.try_on(frame)`` off the event loop and shows the result image with overlays and
-the output as JSON.
+the output as JSON. :meth:`NodeEditor.beside` is the form as a panel to set beside a
+canvas (the Debugger and the Dashboard do).
 
 The widgets edit a form object that mirrors the node's parameters (tuples and lists as
 text such as ``10, 20, 300, 40``), and each change is applied to the node here: a
@@ -44,9 +47,15 @@ _COMMON = ("timeout", "retries", "retry_delay", "on_error")
 
 
 def _form_params(node: param.Parameterized) -> tuple[list[str], list[str]]:
+    """The node's own and common parameters in the form: every one but ``name`` and the
+    internal ones (declared with ``precedence < 0`` on the class). A parameter the node
+    hides for its current mode (a negative precedence on the instance only) is in the form
+    too, hidden, so that it appears at once when a choice makes it relevant."""
     own: list[str] = []
     common: list[str] = []
-    for name, p in node.param.objects("existing").items():
+    declared = type(node).param
+    for name in node.param.objects("existing"):
+        p = declared[name]
         if name == "name" or (p.precedence is not None and p.precedence < 0):
             continue
         (common if name in _COMMON else own).append(name)
@@ -108,6 +117,24 @@ def form_object(node: param.Parameterized, names: list[str]) -> param.Parameteri
     return form
 
 
+def _widgets(node: param.Parameterized, names: list[str], disabled: bool) -> dict[str, Any]:
+    """Widget overrides for the form: a number that may be empty (None) gets a number box,
+    not a slider (a slider cannot show None: its value would be unset in the browser);
+    every field disabled without the role to edit."""
+    out: dict[str, Any] = {}
+    for name in names:
+        p = node.param[name]
+        spec: dict[str, Any] = {"disabled": True} if disabled else {}
+        if isinstance(p, param.Number) and p.allow_None:
+            kind = pn.widgets.IntInput if isinstance(p, param.Integer) else pn.widgets.FloatInput
+            spec["type"] = kind
+            lo, hi = p.bounds or (None, None)
+            spec.update({k: v for k, v in (("start", lo), ("end", hi)) if v is not None})
+        if spec:
+            out[name] = spec
+    return out
+
+
 class NodeEditor(NotebookFallback, pn.viewable.Viewer):
     """The parameter form of one node, with "Run on current frame"."""
 
@@ -167,7 +194,7 @@ class NodeEditor(NotebookFallback, pn.viewable.Viewer):
         title = getattr(node, "type_name", "") or type(node).__name__
         parts: list[Any] = [pn.pane.Markdown(f"**{title}** — {doc}" if doc else f"**{title}**")]
         code = is_code_type(node)  # read-only without the role (and _from_form refuses)
-        locked = {n: {"disabled": True} for n in names} if not can("edit", code=code) else {}
+        locked = _widgets(node, names, disabled=not can("edit", code=code))
         self.run_button.disabled = not can("try", code=code)
         if own:
             parts.append(pn.Param(form, parameters=own, show_name=False, widgets=locked,
@@ -313,5 +340,14 @@ class NodeEditor(NotebookFallback, pn.viewable.Viewer):
 
     def __panel__(self) -> pn.viewable.Viewable:
         return pn.Column(self._form, self.message, self.run_button, self.error,
-                         pn.Row(self.image, self.json, sizing_mode="stretch_width"),
-                         sizing_mode="stretch_width")
+                         self.image, self.json, sizing_mode="stretch_width")
+
+    def beside(self, height: int = 460, width: int = 340) -> pn.Column:
+        """The form as a panel to set beside a canvas: an "Edit node" heading, the form,
+        "Run on current frame" and its result image, scrolling within ``height``."""
+        head = pn.pane.HTML('<h3 class="kv-edit-node" style="font:bold 14px sans-serif;'
+                            'margin:2px 0 0;color:#263238">Edit node</h3>', margin=(4, 10, 0, 10))
+        return pn.Column(head, self, width=width, height=height, scroll=True,
+                         margin=(5, 0, 5, 6), css_classes=["kv-node-panel"],
+                         styles={"border": "1px solid #cfd8dc", "border-radius": "4px",
+                                 "background": "#fff"})

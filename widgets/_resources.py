@@ -10,7 +10,9 @@ routes already and is left alone. An explicit
 ``PANEL_INLINE`` in the environment wins over the setting.
 
 :func:`atomic_comm_sends` keeps the messages sent over a Jupyter comm whole, in order
-(also those made before the page opened the comm) and free of CDN stylesheet links.
+(also those made before the page opened the comm) and free of CDN stylesheet links;
+``_commqueue.js``, placed in each component's output, keeps them on the page until the
+output's views are built (Panel drops what arrives earlier).
 :class:`NotebookFallback` gives every kvmrpa component's notebook output a plain-words
 notice that stays visible only while the JavaScript has not drawn the component (an
 untrusted notebook, a blocked script, a CDN that cannot be reached).
@@ -24,6 +26,7 @@ import sys
 import threading
 import uuid
 import weakref
+from pathlib import Path
 from typing import Any
 
 import panel as pn
@@ -31,7 +34,7 @@ import panel as pn
 from kvmrpa._settings import get_settings
 
 __all__ = ["FALLBACK_TEXT", "NotebookFallback", "atomic_comm_sends", "in_kernel",
-           "use_local_resources"]
+           "load_for_this_page", "use_local_resources"]
 
 FALLBACK_TEXT = (
     "kvmrpa: this view is drawn by JavaScript (BokehJS and Panel) that has not loaded in "
@@ -194,7 +197,42 @@ def use_local_resources(*, load: bool | None = None) -> bool:
         config.inline = not get_settings().stream.cdn_resources
     atomic_comm_sends()
     pn.extension()
+    _loaded_pages.add(_page_session())
     return bool(pn.config.inline)
+
+
+#: The Jupyter client sessions (one per browser page's kernel connection) that have been
+#: sent Panel's notebook extension by this kernel.
+_loaded_pages: set[str | None] = set()
+
+
+def _page_session() -> str | None:
+    """The client session of the message this kernel is handling (a page reloaded, or
+    the notebook opened in a second page or in Notebook 7, is a new one); None outside
+    a kernel request."""
+    ipython = sys.modules.get("IPython")
+    try:
+        kernel = getattr(ipython.get_ipython(), "kernel", None) if ipython else None
+        header = kernel.get_parent().get("header", {}) if kernel is not None else {}
+    except Exception:  # pragma: no cover - no kernel, or a kernel without parents
+        return None
+    session = header.get("session") if isinstance(header, dict) else None
+    return str(session) if session else None
+
+
+def load_for_this_page() -> None:
+    """Send Panel's notebook extension (BokehJS and Panel, inline) to the page asking
+    for this output if this kernel has not sent it to that page yet: importing
+    :mod:`kvmrpa.widgets` loads it once per kernel, and a page that connects later (a
+    reload, a second tab, Notebook 7) would otherwise render nothing. Panel's own
+    answer is to run ``pn.extension()`` again; this does that, once per page."""
+    if not in_kernel():
+        return
+    page = _page_session()
+    if page is None or page in _loaded_pages:
+        return
+    _loaded_pages.add(page)
+    pn.extension()
 
 
 _CHECK_JS = """(function () {
@@ -213,10 +251,15 @@ _CHECK_JS = """(function () {
 })();"""
 
 
+_COMM_QUEUE_JS = (Path(__file__).with_name("_commqueue.js")).read_text(encoding="utf-8")
+
+
 def fallback_html(note_id: str, target: str) -> str:
-    """The notice placed before a component's output, and the script that removes it
-    once the component is drawn."""
-    return (f'<div id="{note_id}" class="kvmrpa-nojs" role="status" style="padding:8px 12px;'
+    """The notice placed before a component's output, the script that removes it once
+    the component is drawn, and ``_commqueue.js``, which keeps the kernel's messages for
+    the output until the page has built its views."""
+    return (f'<script type="text/javascript">{_COMM_QUEUE_JS}</script>'
+            f'<div id="{note_id}" class="kvmrpa-nojs" role="status" style="padding:8px 12px;'
             'border:1px solid #e0a800;background:#fff8e1;color:#5d4037;font:13px sans-serif">'
             f'{html.escape(FALLBACK_TEXT)}</div>'
             f'<script type="text/javascript">{_CHECK_JS % {"note": repr(note_id), "target": repr(target)}}</script>')
@@ -227,6 +270,7 @@ class NotebookFallback:
     notice that the JavaScript removes once it has drawn the component."""
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
+        load_for_this_page()
         out = super()._repr_mimebundle_(include, exclude)  # type: ignore[misc]
         if not isinstance(out, tuple) or not out or not isinstance(out[0], dict):
             return out

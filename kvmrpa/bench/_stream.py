@@ -16,13 +16,17 @@ Figures, each next to its baseline in the same run:
   counts every one of them;
 * ``stream.loop_stall_p99_ms_no_viewer`` (extra): the same ticker with nobody watching,
   the machine's noise floor;
-* ``stream.wire_bytes_per_jpeg_byte``: websocket bytes per JPEG byte for one frame
-  (Bokeh's binary buffers; base64 would cost 1.33).
+* ``stream.wire_bytes_per_jpeg_byte``: websocket bytes per JPEG byte for one frame, the
+  larger of the frame route's (``_route``: one binary message) and Bokeh's message
+  path's (``_bokeh``: binary buffers; base64 would cost 1.33).
 
-In full mode (not ``--quick``), when Playwright and the system Chromium are there, two
-extra figures: ``stream.browser_fps_720p30`` (frames drawn per second by a headless
-browser watching a 30 fps 720p source through a served LiveView; target >= 25) and
-``stream.server_cpu_pct`` (CPU of this process meanwhile, % of one core; target <= 10).
+In full mode (not ``--quick``), when Playwright and the system Chromium are there, extra
+figures: ``stream.browser_fps_720p30`` (frames drawn per second by a headless browser
+watching a 30 fps 720p source through a served LiveView, frames on the frame route;
+target >= 25) and ``stream.server_cpu_pct`` (CPU of this process meanwhile, % of one
+core; target <= 10) and ``stream.server_cpu_ms_per_frame`` (that CPU per frame drawn),
+each next to its ``_bokeh_baseline``: the same page with frames in Bokeh messages (a
+server without the route, a notebook).
 
 The encoder is :mod:`kvmrpa.capture._encoder`; the wire cost and the browser figures
 need the widgets (Panel), imported only when those parts run, so importing this module
@@ -181,16 +185,22 @@ def run(quick: bool) -> dict[str, float | None]:
         if frame is None:
             out["stream.wire_bytes_per_jpeg_byte"] = None
         else:
-            from ..widgets._wire import frame_wire_bytes  # Bokeh's protocol: UI packages
+            # Bokeh's protocol: UI packages
+            from ..widgets._wire import frame_wire_bytes, route_wire_bytes
 
             encoded = runtime.run(offloaded.encode(frame), timeout=30)
-            out["stream.wire_bytes_per_jpeg_byte"] = frame_wire_bytes(encoded) / encoded.nbytes
+            route = route_wire_bytes(encoded) / encoded.nbytes
+            bokeh = frame_wire_bytes(encoded) / encoded.nbytes
+            out["stream.wire_bytes_per_jpeg_byte"] = max(route, bokeh)  # both paths count
+            out["stream.wire_bytes_per_jpeg_byte_route"] = route
+            out["stream.wire_bytes_per_jpeg_byte_bokeh"] = bokeh
             out["stream.jpeg_kib"] = encoded.nbytes / 1024
     finally:
         source.stop()
         runtime.shutdown()
-    if not quick:
-        out.update(_browser_fps())
+    # the browser figures (None in quick mode: no Chromium is started)
+    out.update(_browser_fps() if not quick else dict.fromkeys(
+        ("stream.server_cpu_pct", "stream.server_cpu_pct_bokeh_baseline")))
     return out
 
 
@@ -205,34 +215,47 @@ _COUNT_FRAMES = """(ms) => new Promise((resolve) => {
 })"""
 
 
-def _browser_fps(seconds: float = 6.0) -> dict[str, float | None]:
+def _browser_fps(seconds: float = 6.0, rounds: int = 2) -> dict[str, float | None]:
     """Frames per second a headless Chromium draws from a 30 fps 720p source, and the
-    CPU this process spends serving them."""
+    CPU this process spends serving them: on the frame route (``stream.*``) and on
+    Bokeh's message path (``stream.*_bokeh_baseline``, what a server without the route
+    and a notebook use). One server (with the route) and one browser; the two paths are
+    measured in turns, ``rounds`` times each, on fresh pages, and averaged."""
     import os
     import socket
 
+    none: dict[str, float | None] = {
+        f"stream.{key}{base}": None for base in ("", "_bokeh_baseline")
+        for key in ("browser_fps_720p30", "server_cpu_pct", "server_cpu_ms_per_frame")}
     chromium = "/usr/bin/chromium"
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        return {"stream.browser_fps_720p30": None, "stream.server_cpu_pct": None}
+        return none
     if not os.path.exists(chromium):
-        return {"stream.browser_fps_720p30": None, "stream.server_cpu_pct": None}
+        return none
     import panel as pn
 
     from ..widgets import LiveView
+    from ..widgets._frameroute import frame_route_patterns
     source = _SyntheticSource(fps=30.0, size=(1280, 720), desktop=True).start()
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
+    views: list[Any] = []
 
     def app() -> Any:
-        return LiveView(source, fps=30.0, width=1280, height=760,
-                                 sizing_mode="fixed")
+        route = pn.state.session_args.get("route", [b"1"])[0] == b"1"
+        view = LiveView(source, fps=30.0, width=1280, height=760, sizing_mode="fixed",
+                        frame_route=route)
+        views.append(view)
+        return view
 
     server = pn.serve(app, address="127.0.0.1", port=port, threaded=True, show=False,
-                      websocket_origin=[f"127.0.0.1:{port}"], verbose=False)
-    out: dict[str, float | None] = {}
+                      websocket_origin=[f"127.0.0.1:{port}"], verbose=False,
+                      extra_patterns=frame_route_patterns())
+    figures: dict[str, list[float]] = {f"{path}_{what}": [] for path in ("route", "bokeh")
+                                       for what in ("fps", "cpu")}
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium, headless=True, args=[
@@ -240,28 +263,63 @@ def _browser_fps(seconds: float = 6.0) -> dict[str, float | None]:
                 "--disable-background-networking", "--disable-component-update",
                 "--disable-sync"])
             try:
-                page = browser.new_page(viewport={"width": 1300, "height": 800})
-                deadline = time.monotonic() + 60
-                while True:
-                    try:
-                        page.goto(f"http://127.0.0.1:{port}/", timeout=10_000)
-                        break
-                    except Exception:
-                        if time.monotonic() > deadline:
-                            raise
-                        time.sleep(0.5)
-                page.get_by_label("Live view").wait_for(timeout=60_000)
-                time.sleep(1.5)  # warm up
-                # The server's CPU: the whole process minus this thread (the browser
-                # driver's client, which waits in evaluate()).
-                cpu0, own0, wall0 = time.process_time(), time.thread_time(), time.monotonic()
-                frames = page.evaluate(_COUNT_FRAMES, int(seconds * 1000))
-                cpu1, own1, wall1 = time.process_time(), time.thread_time(), time.monotonic()
-                out["stream.browser_fps_720p30"] = frames / seconds
-                out["stream.server_cpu_pct"] = ((cpu1 - cpu0) - (own1 - own0)) / (wall1 - wall0) * 100
+                for _ in range(rounds):
+                    for path in ("route", "bokeh"):
+                        fps, cpu = _watch_page(browser, port, path == "route", seconds, views)
+                        if fps is not None and cpu is not None:
+                            figures[f"{path}_fps"].append(fps)
+                            figures[f"{path}_cpu"].append(cpu)
             finally:
                 browser.close()
     finally:
+        for view in views:
+            view.close()
         server.stop()
         source.stop()
+
+    def mean(values: list[float]) -> float | None:
+        return statistics.fmean(values) if len(values) == rounds else None
+
+    out: dict[str, float | None] = {}
+    for path, base in (("route", ""), ("bokeh", "_bokeh_baseline")):
+        fps, cpu = mean(figures[f"{path}_fps"]), mean(figures[f"{path}_cpu"])
+        out[f"stream.browser_fps_720p30{base}"] = fps
+        out[f"stream.server_cpu_pct{base}"] = cpu
+        # CPU per frame drawn: the comparison that does not depend on the frame rate
+        # each path reached on this (shared, noisy) machine
+        out[f"stream.server_cpu_ms_per_frame{base}"] = \
+            cpu * 10 / fps if fps and cpu is not None else None
     return out
+
+
+def _watch_page(browser: Any, port: int, route: bool, seconds: float,
+                views: list[Any]) -> tuple[float | None, float | None]:
+    """One page watching the served LiveView: (frames drawn per second, this process's
+    CPU meanwhile in % of a core); (None, None) when the route was asked for and frames
+    did not come on it."""
+    page = browser.new_page(viewport={"width": 1300, "height": 800})
+    before = len(views)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                page.goto(f"http://127.0.0.1:{port}/?route={int(route)}", timeout=10_000)
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        page.get_by_label("Live view").wait_for(timeout=60_000)
+        time.sleep(1.5)  # warm up
+        if len(views) == before or views[-1].route_sockets != int(route):
+            return None, None
+        # The server's CPU: the whole process minus this thread (the browser driver's
+        # client, which waits in evaluate()).
+        cpu0, own0, wall0 = time.process_time(), time.thread_time(), time.monotonic()
+        frames = page.evaluate(_COUNT_FRAMES, int(seconds * 1000))
+        cpu1, own1, wall1 = time.process_time(), time.thread_time(), time.monotonic()
+        return frames / seconds, ((cpu1 - cpu0) - (own1 - own0)) / (wall1 - wall0) * 100
+    finally:
+        page.close()
+        if len(views) > before:
+            views[-1].paused = True  # its session lingers a while: stop its stream now

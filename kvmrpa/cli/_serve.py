@@ -272,8 +272,12 @@ def run(args: argparse.Namespace) -> int:
         return pn.Column(pn.pane.HTML(banner, sizing_mode="stretch_width", margin=(0, 5)),
                          dash, sizing_mode="stretch_width")
 
+    from kvmrpa.widgets._frameroute import frame_route_patterns
+
     origins = websocket_origins(address, port)
-    kwargs: dict[str, object] = {"cookie_secret": cookie_secret}
+    # the live views' frames travel on a websocket route of their own (same auth)
+    kwargs: dict[str, object] = {"cookie_secret": cookie_secret,
+                                 "extra_patterns": frame_route_patterns()}
     if accounts is not None:
         kwargs["auth_provider"] = auth_provider()
     if tls is not None:

@@ -11,7 +11,11 @@ the dashboard's buttons ask:
   :meth:`Fleet.stop` (the engine's stop on the worker: no input after it);
 * while anyone looks (:meth:`FleetBoard.snapshot` called within :data:`WATCH_TTL`
   seconds), a thread asks each worker's :class:`~kvmrpa.fleet._thumbs.Thumbnailer`
-  actor for its targets' thumbnails, at most ``thumb_fps`` (≤ 1) times a second.
+  actor for its targets' thumbnails, at most ``thumb_fps`` (≤ 1) times a second. The
+  board owns the thumbnail sources it asked for (:attr:`FleetBoard.held`): once nobody
+  looks, it releases them all, and a target that left a worker (or a closer look that
+  closed) has its source there released at the next refresh, so a thumbnail never keeps
+  a target's source (a simulated desktop, a decoder) open between runs for nobody.
 
 The cluster side is a backend (:class:`DaskBackend`: a LocalCluster or a running
 scheduler); tests give a stand-in with the same methods.
@@ -23,7 +27,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -107,6 +111,7 @@ class Backend(Protocol):
     def fleet(self, targets: Sequence[Target]) -> Any: ...
     def thumbnails(self, assignment: Mapping[str, Mapping[str, str]], width: int,
                    quality: int) -> dict[str, dict[str, Any]]: ...
+    def release_thumbnails(self, keep: Mapping[str, Collection[str]] | None) -> None: ...
     def close(self) -> None: ...
 
 
@@ -205,6 +210,26 @@ class DaskBackend:
                             for tid in sources})
         return out
 
+    def release_thumbnails(self, keep: Mapping[str, Collection[str]] | None) -> None:
+        """Have every worker's thumbnailer give back its sources except those of
+        ``keep[worker]`` (None: every source on every worker)."""
+        with self._lock:
+            actors = {w: a for w, (_f, a) in self._actors.items()}
+        calls = []
+        for worker, actor in actors.items():
+            ids = sorted((keep or {}).get(worker, ()))
+            try:
+                calls.append((worker, actor.release(ids)))
+            except Exception as exc:
+                log.debug("fleet board: release on %s failed: %s", worker, exc)
+                self._drop(worker)
+        for worker, pending in calls:
+            try:
+                pending.result()
+            except Exception as exc:  # the worker left: its sources with it
+                log.debug("fleet board: release on %s failed: %s", worker, exc)
+                self._drop(worker)
+
     def _drop(self, worker: str) -> None:
         with self._lock:
             have = self._actors.pop(worker, None)
@@ -277,6 +302,8 @@ class FleetBoard:
         self.errors: list[str] = []  # the latest problems to show (bounded)
         self._focus: tuple[str, int] | None = None  # (target, width) of the closer look
         self._detail: dict[str, Any] | None = None
+        #: worker → the thumbnail ids whose sources the board holds there
+        self._held: dict[str, frozenset[str]] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
     def open(self) -> FleetBoard:
@@ -310,6 +337,20 @@ class FleetBoard:
     @property
     def dashboard_link(self) -> str | None:
         return self.backend.dashboard_link
+
+    @property
+    def held(self) -> dict[str, frozenset[str]]:
+        """Worker → the thumbnail ids (a target, or ``<target>@detail``) whose sources
+        the board holds open there (empty while nobody watches)."""
+        with self._lock:
+            return dict(self._held)
+
+    def release_thumbnails(self) -> None:
+        """Give back every thumbnail source the board holds (nobody watches)."""
+        with self._lock:
+            held, self._held = self._held, {}
+        if held:
+            self.backend.release_thumbnails(None)
 
     # -- reading ---------------------------------------------------------------------------
     def snapshot(self, chips: Iterable[str] = ()) -> list[Tile]:
@@ -495,6 +536,15 @@ class FleetBoard:
                 if t.worker:
                     assignment.setdefault(t.worker, {})[t.id] = self.targets[t.id].source
             focus = self._focus
+            wanted = {w: set(ids) for w, ids in assignment.items()}
+            if focus is not None and self._tiles[focus[0]].worker:
+                wanted.setdefault(str(self._tiles[focus[0]].worker), set()).add(
+                    f"{focus[0]}@detail")
+            keep = {w: frozenset(ids) for w, ids in wanted.items()}
+            stale = any(ids - keep.get(w, frozenset()) for w, ids in self._held.items())
+            self._held = keep
+        if stale:  # a target moved, a closer look closed: give back what nobody shows
+            self.backend.release_thumbnails(keep)
         got = self.backend.thumbnails(assignment, self.thumb_width, self.thumb_quality)
         if focus is not None:
             self._refresh_detail(*focus)
@@ -529,9 +579,11 @@ class FleetBoard:
         period = 1.0 / self.thumb_fps
         while not self._closed.is_set():
             began = time.monotonic()
-            if began - self._watched <= WATCH_TTL:
-                try:
+            try:
+                if began - self._watched <= WATCH_TTL:
                     self.refresh_thumbnails()
-                except Exception as exc:  # the cluster is briefly away: try next period
-                    log.debug("fleet board: thumbnails failed: %s", exc)
+                else:  # nobody looks: the sources go back (a no-op when none are held)
+                    self.release_thumbnails()
+            except Exception as exc:  # the cluster is briefly away: try next period
+                log.debug("fleet board: thumbnails failed: %s", exc)
             self._closed.wait(max(0.05, period - (time.monotonic() - began)))

@@ -66,13 +66,16 @@ def quiet_dask_logs(level: int = logging.ERROR) -> None:
 
 
 def worker_env(threads: int = 1) -> dict[str, str]:
-    """The environment of a fleet's worker processes: each native library's thread pool
-    sized to the worker's own threads (OpenMP/BLAS, OpenCV and onnxruntime would each
-    start one thread per core in every worker process, and those threads spin-wait: two
-    workers on two cores then run slower than one)."""
+    """The environment of a fleet's worker processes: a worker of ``threads`` threads
+    uses that many cores. The kvmrpa runtime's CPU pool (OCR, matching, JPEG: calls that
+    release the GIL) has ``threads`` threads, not the default 4, else one worker process
+    runs 4 recognitions at once and fills every core by itself; and each native
+    library's thread pool is sized to it too (OpenMP/BLAS, OpenCV and onnxruntime would
+    each start one thread per core in every worker process, and those threads
+    spin-wait)."""
     n = str(max(1, int(threads)))
     return {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n,
-            "KVMRPA_RUNTIME_NATIVE_THREADS": n}
+            "KVMRPA_RUNTIME_NATIVE_THREADS": n, "KVMRPA_RUNTIME_POOL_SIZE": n}
 
 
 def local_cluster(workers: int, threads: int = 1, *, dashboard: bool = False,

@@ -10,7 +10,9 @@ once).
 
 Keys are X keysyms. Text is typed one keysym per character; characters outside
 Latin-1 are sent as X11 Unicode keysyms (``0x01000000 + code point``), which x11vnc
-maps onto a spare keycode. Add ``?unicode=0`` for servers that do not accept them: the
+maps onto a spare keycode by changing the keyboard mapping; the driver waits
+``_UNICODE_SETTLE`` seconds after each such key so the application has read the new
+mapping before the next character remaps a keycode. Add ``?unicode=0`` for servers that do not accept them: the
 driver then refuses such text with a clear error instead of dropping it.
 
 URL forms: ``vnc://host:5900``, ``vnc://secret@host:5900`` (VNC password),
@@ -43,6 +45,7 @@ log = logging.getLogger("kvmrpa.kvm.vnc")
 
 _BUTTON_MASK = {"left": 1, "middle": 2, "right": 4}
 _CONTROL = {"\n": "Return", "\r": "Return", "\t": "Tab", "\b": "BackSpace"}
+_UNICODE_SETTLE = 0.03  # seconds: x11vnc remaps a spare keycode for each Unicode keysym
 
 
 def _key_codes() -> dict[str, int]:
@@ -221,9 +224,12 @@ class VncDriver(InputDriver):
         interval = get_settings().input.type_interval
         for ch in text:
             code = keysym_code(_CONTROL[ch]) if ch in _CONTROL else ord(ch)
-            if code is None or not (0x20 <= code <= 0xFF or ch in _CONTROL):
+            remapped = code is None or not (0x20 <= code <= 0xFF or ch in _CONTROL)
+            if remapped:
                 code = 0x01000000 + ord(ch)
+            assert code is not None
             sym = code.to_bytes(4, "big")
             await self._send(b"\x04\x01\x00\x00" + sym + b"\x04\x00\x00\x00" + sym)
-            if interval:
-                await asyncio.sleep(interval)
+            pause = max(interval, _UNICODE_SETTLE) if remapped else interval
+            if pause:
+                await asyncio.sleep(pause)

@@ -180,7 +180,8 @@ class LabApp:
                 tail = "" if self._proc is None else self._proc.log_tail()
                 raise LabError(f"lab app is not running (status {code}): {tail}")
             if time.monotonic() >= deadline:
-                seen = [e["type"] for e in self.events(all_events=all_events)][-20:]
+                seen = [e["type"] + (f" {e['text']!r}" if "text" in e else "")
+                        for e in self.events(all_events=all_events)][-20:]
                 raise LabError(f"lab app: no matching event within {timeout:g} s; recent: {seen}")
             time.sleep(0.02)
 

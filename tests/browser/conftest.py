@@ -111,6 +111,17 @@ def chromium() -> Iterator[object]:
             browser.close()
 
 
+def wait_for(pred: Callable[[], bool], timeout: float = 60.0, what: str = "condition",
+             every: float = 0.2) -> None:
+    """Poll ``pred`` every ``every`` seconds until it is true; AssertionError naming
+    ``what`` after ``timeout`` seconds (the browser tests' one wait)."""
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout} s")
+        time.sleep(every)
+
+
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
 
@@ -153,8 +164,9 @@ class Page:
         self.page = page
         self.errors: list[str] = []
         self.blocked = blocked if blocked is not None else []
+        # Panel reports a Python exception in a notebook callback as a console warning
         page.on("console", lambda m: self.errors.append(f"console {m.type}: {m.text}")
-                if m.type == "error" else None)
+                if m.type == "error" or m.text.startswith("Python failed") else None)
         page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
 
 

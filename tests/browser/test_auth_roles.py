@@ -12,14 +12,13 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from kvmrpa._auth import set_account
 
-from .conftest import new_page
+from .conftest import new_page, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -36,13 +35,6 @@ OPTIONS = """(label) => {
   const m = [...Bokeh.documents[0].all_models].find(m => m.title === label && m.options);
   return m ? m.options.map(o => Array.isArray(o) ? o[0] : o) : null }"""
 
-
-def wait_for(pred: Callable[[], bool], timeout: float = 60.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout} s")
-        time.sleep(0.2)
 
 
 def make_site(tmp_path: Path) -> tuple[Path, Path, Path, dict[str, str]]:

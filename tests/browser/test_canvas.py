@@ -1,6 +1,8 @@
 """FlowCanvas in the served dashboard, by mouse: build scenario 3 from an empty canvas
-(palette drags, wires, a ``true`` branch, the parameter form), save, and the saved file
-validates and runs to ok on the simulator; undo/redo; a cycle refused with the reason."""
+(palette drags, wires, a ``true`` branch, the parameter form beside the canvas), save, and
+the saved file validates and runs to ok on the simulator; undo/redo; a cycle refused with
+the reason; multi-select by Ctrl-click and by a Shift-drawn box, copy/paste and delete of
+the selection."""
 
 from __future__ import annotations
 
@@ -11,27 +13,18 @@ import re
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from kvmrpa.engine import Flow
 
-from .conftest import ROOT, new_page
+from .conftest import ROOT, new_page, wait_for
 
 pytestmark = pytest.mark.browser
 
 NODE = ".kv-node[data-node]"
 
-
-def wait_for(pred: Callable[[], bool], timeout: float = 60.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout} s")
-        time.sleep(0.1)
 
 
 def node_ids(p) -> list[str]:
@@ -80,8 +73,12 @@ def handle(p, node: str, handle_id: str):
 def wire(p, source: str, target: str, branch: str = "out") -> None:
     before = edge_count(p)
     drag(p, centre(handle(p, source, branch)), centre(handle(p, target, "in")))
-    wait_for(lambda: edge_count(p) == before + 1, timeout=20,
-             what=f"edge {source} → {target} ({branch})")
+    try:
+        wait_for(lambda: edge_count(p) == before + 1, timeout=20,
+                 what=f"edge {source} → {target} ({branch}); message: {message(p)!r}")
+    except AssertionError:
+        p.screenshot(path=str(ROOT / "test-artifacts" / "canvas-wire-failed.png"))
+        raise
 
 
 def message(p) -> str:
@@ -106,6 +103,22 @@ def fill(p, label: str, value: str) -> None:
 
 def choose(p, label: str, value: str) -> None:
     p.get_by_role("combobox", name=re.compile(f"^{label}")).select_option(value)
+
+
+def assert_beside(p) -> None:
+    """The node form ("Edit node") is on the right of the canvas, level with it."""
+    graph = p.get_by_label("Flow graph").bounding_box()
+    head = p.get_by_text("Edit node", exact=True)
+    head.wait_for(timeout=30_000)
+    box = head.bounding_box()
+    assert graph is not None and box is not None
+    assert box["x"] >= graph["x"] + graph["width"] - 2, (graph, box)
+    assert graph["y"] - 40 <= box["y"] <= graph["y"] + graph["height"] / 2, (graph, box)
+
+
+def selected_ids(p) -> list[str]:
+    return sorted(p.locator(".react-flow__node.selected").evaluate_all(
+        "els => els.map(e => e.dataset.id)"))
 
 
 def saved(path: Path) -> dict:
@@ -151,8 +164,8 @@ def test_build_scenario3_by_mouse_save_and_run(serve_dashboard, chromium, artifa
             assert "cannot connect wait_until6 → source1" in message(p)
             assert p.get_by_label("Canvas message").get_attribute("data-kind") == "error"
             assert edge_count(p) == before
-            # parameters through the selected node's form
-            p.get_by_text("Edit node", exact=True).click()
+            # parameters through the selected node's form, beside the canvas
+            assert_beside(p)
             select(p, check, "vision_condition")
             fill(p, "Text", "请输入")
             choose(p, "Match mode", "exact")
@@ -162,11 +175,13 @@ def test_build_scenario3_by_mouse_save_and_run(serve_dashboard, chromium, artifa
             wait_for(lambda: "text" in (p.locator(f'.kv-node[data-node="{click}"] .kv-warn')
                                         .get_attribute("data-problems") or ""),
                      what="problem shown on the node")
-            # … and the form shows the fields of the new target once the node is shown again
-            select(p, typing, "keyboard")
-            select(p, click, "mouse")
+            # … and the form shows the fields of the new target at once (no reselecting)
             fill(p, "Text", "请输入")
+            choose(p, "Match mode", "fuzzy")
+            fuzzy_only = p.get_by_text(re.compile(r"^Max distance")).first
+            fuzzy_only.wait_for(timeout=20_000)
             choose(p, "Match mode", "exact")
+            fuzzy_only.wait_for(state="hidden", timeout=20_000)
             choose(p, "Anchor", "below")
             select(p, typing, "keyboard")
             fill(p, "Text", "测试3")
@@ -245,6 +260,66 @@ def test_undo_redo_delete_and_the_marker_toggles_a_breakpoint(serve_dashboard, c
             box = p.locator('input[type="checkbox"][value="read"], label:has-text("read") input')
             wait_for(lambda: box.first.is_checked(), what="breakpoint box ticked")
             p.screenshot(path=os.path.join(artifacts_dir, "canvas-breakpoint.png"))
+            assert pg.errors == [] and pg.blocked == []
+        finally:
+            context.close()
+
+
+def test_multi_select_copy_paste_and_delete(serve_dashboard, chromium, artifacts_dir) -> None:
+    with serve_dashboard() as server:
+        context, pg = new_page(chromium, viewport={"width": 1440, "height": 900})
+        p = pg.page
+        try:
+            p.goto(server.url)
+            p.get_by_role("tab", name="scenario3").click()
+            wait_for(lambda: "trigger" in node_ids(p) and "type" in node_ids(p), what="graph")
+            p.get_by_label("Flow graph").scroll_into_view_if_needed()
+            start, edges = set(node_ids(p)), edge_count(p)
+            # Ctrl-click adds to the selection
+            select(p, "focus", "mouse")
+            p.keyboard.down("Control")
+            p.locator('.kv-node[data-node="type"] .kv-id').click()
+            p.keyboard.up("Control")
+            wait_for(lambda: selected_ids(p) == ["focus", "type"], what="two nodes selected")
+            assert_beside(p)
+            p.screenshot(path=os.path.join(artifacts_dir, "canvas-layout-1440x900.png"))
+            # copy and paste: two new nodes of the same types, the edge between them too
+            p.keyboard.press("Control+c")
+            p.keyboard.press("Control+v")
+            wait_for(lambda: len(set(node_ids(p)) - start) == 2, what="two nodes pasted")
+            pasted = sorted(set(node_ids(p)) - start)
+            assert edge_count(p) == edges + 1
+            assert "pasted" in message(p)
+            types = {n: p.locator(f'.kv-node[data-node="{n}"]').get_attribute("data-type")
+                     for n in pasted}
+            assert sorted(types.values()) == ["keyboard", "mouse"], types
+            copy_focus = next(n for n, t in types.items() if t == "mouse")
+            copy_type = next(n for n, t in types.items() if t == "keyboard")
+            for n in pasted:  # measured, so the box can select them
+                wrapper = p.locator(f'.react-flow__node[data-id="{n}"]')
+                wait_for(lambda w=wrapper: w.evaluate(
+                    "e => getComputedStyle(e).visibility") == "visible", what=f"{n} shown")
+            # a box drawn with Shift held selects what lies wholly inside it: the copies
+            # (pasted 40 px right and down of the originals, which stick out of the box)
+            a = p.locator(f'.react-flow__node[data-id="{copy_focus}"]').bounding_box()
+            b = p.locator(f'.react-flow__node[data-id="{copy_type}"]').bounding_box()
+            assert a is not None and b is not None
+            p.locator(".react-flow__pane").click(position={"x": 5, "y": 5})  # clear
+            wait_for(lambda: selected_ids(p) == [], what="selection cleared")
+            p.keyboard.down("Shift")
+            drag(p, (b["x"] + b["width"] + 14, b["y"] + b["height"] + 14),
+                 (a["x"] - 6, a["y"] - 6))
+            p.keyboard.up("Shift")
+            wait_for(lambda: selected_ids(p) == pasted,
+                     what=f"the copies box-selected (now {selected_ids(p)})")
+            p.get_by_label("Flow graph").press("Delete")
+            wait_for(lambda: set(node_ids(p)) == start, what="the copies deleted")
+            assert edge_count(p) == edges  # their edge went with them
+            p.set_viewport_size({"width": 1024, "height": 768})
+            select(p, "focus", "mouse")
+            assert_beside(p)
+            p.get_by_label("Flow graph").scroll_into_view_if_needed()
+            p.screenshot(path=os.path.join(artifacts_dir, "canvas-layout-1024x768.png"))
             assert pg.errors == [] and pg.blocked == []
         finally:
             context.close()

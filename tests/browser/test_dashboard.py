@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -12,15 +10,10 @@ import httpx
 import numpy as np
 import pytest
 
+from .conftest import wait_for
+
 pytestmark = pytest.mark.browser
 
-
-def wait_for(pred: Callable[[], bool], timeout: float = 60.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout} s")
-        time.sleep(0.2)
 
 
 def node_states(page) -> dict[str, str]:

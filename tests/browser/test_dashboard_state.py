@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from .conftest import new_page
+from .conftest import new_page, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
@@ -78,13 +76,6 @@ def p95(values: list[float]) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, round(0.95 * (len(values) - 1)))]
 
-
-def wait_for(pred: Callable[[], bool], timeout: float = 60.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout} s")
-        time.sleep(0.1)
 
 
 def node_states(page) -> dict[str, str]:

@@ -8,25 +8,18 @@ from __future__ import annotations
 
 import json
 import os
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from kvmrpa.sim import flow_path, get_desktop
 
+from .conftest import wait_for
+
 pytestmark = pytest.mark.browser
 
 SIM = "sim://scenario3?seed=5"
 
-
-def wait_for(pred: Callable[[], bool], timeout: float = 60.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout} s")
-        time.sleep(0.1)
 
 
 def label_on_screen() -> tuple[tuple[int, int, int, int], tuple[int, int]]:

@@ -27,20 +27,12 @@ import cv2
 import numpy as np
 import pytest
 
-from .conftest import Lab, Page, new_page
+from .conftest import Lab, Page, new_page, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(900)]
 
 RUN_TIMEOUT = 300.0
 
-
-def wait_for(pred: Callable[[], bool], timeout: float = 60.0, what: str = "condition",
-             every: float = 0.2) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout} s")
-        time.sleep(every)
 
 
 def canvas_image(canvas) -> np.ndarray:
@@ -253,8 +245,8 @@ def test_01_explore_renders_offline_streams_and_reruns(notebook, artifacts_dir) 
     console.click()
     wait_for(lambda: console.get_attribute("aria-pressed") == "true", what="console mode on")
     canvas.click(position={"x": at[0], "y": at[1]})
-    wait_for(lambda: any(t.text == "已确定" for t in canvas_texts(canvas)), timeout=60,
-             what="已确定 after the console click")
+    nb.wait_page(lambda: any(t.text == "已确定" for t in canvas_texts(canvas)), timeout=60,
+                 what="已确定 after the console click")
     assert_streaming(canvas, "01 after the console click")
     nb.shoot(artifacts_dir, "console-click")
     assert nb.pg.errors == []
@@ -299,11 +291,6 @@ def test_02_debug_shows_the_engines_state(notebook, artifacts_dir) -> None:
     assert nb.pg.errors == []
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known bug, open: in about one run of three the dashboard's output in 03 gets comm "
-    "messages out of step ('Expected text fragment but received binary fragment', "
-    "'s is not iterable' in apply_json_patch) and then its status stops updating; "
-    "01 and 02 are not affected"))
 def test_03_dashboard_in_the_notebook_and_served(notebook, serve_dashboard,
                                                  page: Page, artifacts_dir) -> None:
     nb = notebook("03-dashboard")
@@ -320,10 +307,19 @@ def test_03_dashboard_in_the_notebook_and_served(notebook, serve_dashboard,
         nb.assert_clean()
         nb.shoot(artifacts_dir, f"run{run}")
     status = p.get_by_label("Flow status")
+    seen = [status.inner_text()]
+
+    def shown() -> str:
+        text = status.inner_text()
+        if text != seen[-1]:
+            seen.append(text)
+        return text
+
     p.get_by_role("button", name="Run once", exact=True).click()
-    nb.wait_page(lambda: status.inner_text() == "ok" or status.inner_text().startswith("failed"),
-                 timeout=120, what="the saved flow's run to end")
-    assert status.inner_text() == "ok"
+    # the end of this run: a status after "running" (not an outcome shown before it)
+    nb.wait_page(lambda: shown() != "running" and "running" in seen[1:], timeout=120,
+                 what="the saved flow's run to end")
+    assert shown() == "ok", f"statuses shown: {seen}"
     wait_for(lambda: any(t.text == "已确定" for t in canvas_texts(canvas)), timeout=30,
              what="已确定 on the live view")
     nb.shoot(artifacts_dir, "ran")
@@ -399,6 +395,65 @@ def first_frame_seconds(lab: Lab, browser: object) -> float:
         nb.page.locator(".lm-Menu-itemLabel",
                         has_text=re.compile(r"^Shut Down Kernel$")).first.click()
         time.sleep(2)
+        nb.close()
+
+
+class Notebook7(LabNotebook):
+    """A notebook open in Jupyter Notebook 7's own page (``/notebooks/…``), served by
+    the same Jupyter server as JupyterLab.
+
+    Notebook 7's shell logs errors of its own while it starts (with this JupyterLab:
+    "Cannot read properties of undefined (reading 'schema')" from notebook_core.js,
+    "Command 'filebrowser:open-path' not registered"), before any cell has run and any
+    output exists: those are recorded when the kernel is idle and are not counted
+    against the notebook's outputs."""
+
+    shell_errors: frozenset[str] = frozenset()
+
+    def open(self) -> None:
+        import httpx
+
+        p = self.page
+        p.goto(f"{self.lab.url}notebooks/{self.name}.ipynb?token={self.lab.token}")
+        p.locator(".jp-Notebook").wait_for(timeout=120_000)
+
+        def kernel_idle() -> bool:
+            accept = p.locator(".jp-Dialog .jp-mod-accept")
+            if accept.count():
+                accept.first.click()
+            sessions = httpx.get(f"{self.lab.url}api/sessions",
+                                 params={"token": self.lab.token}, timeout=5).json()
+            return any(s["path"].endswith(f"{self.name}.ipynb") and s.get("kernel")
+                       and s["kernel"]["execution_state"] == "idle" for s in sessions)
+
+        wait_for(kernel_idle, timeout=120, what=f"Notebook 7 {self.name}: kernel idle",
+                 every=0.5)
+        p.wait_for_timeout(2000)  # the shell's own start-up has logged what it logs
+        self.shell_errors = frozenset(self.pg.errors)
+
+    def assert_clean(self) -> None:
+        self.pg.errors[:] = [e for e in self.pg.errors if e not in self.shell_errors]
+        super().assert_clean()
+
+
+def test_notebook7_01_renders_offline_and_streams(jupyterlab: Lab, chromium: object,
+                                                  artifacts_dir) -> None:
+    # Jupyter Notebook 7 is a different page (its own shell, menus and output handling):
+    # the same notebook renders there offline, with no extension cell, and streams.
+    nb = Notebook7(jupyterlab, chromium, "01-explore")
+    try:
+        nb.open()
+        nb.run_all()
+        nb.wait_done()
+        p = nb.page
+        canvas = p.get_by_label("Live view")
+        nb.wait_page(lambda: canvas.count() == 1, what="Notebook 7 01: the live view rendered")
+        assert_streaming(canvas, "Notebook 7 01")
+        assert p.get_by_role("button", name="Run on current frame").count() == 1
+        nb.assert_clean()
+        assert "saved my-flows/confirm.json" in nb.printed()
+        nb.page.screenshot(path=os.path.join(artifacts_dir, "notebook7-01-explore.png"))
+    finally:
         nb.close()
 
 

@@ -4,7 +4,7 @@ worker-side thumbnailer on a real simulated desktop, and the page's card markup.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -62,6 +62,7 @@ class FakeBackend:
         self.outcomes: dict[str, str] = {}
         self.started = threading.Event()
         self.asked: list[tuple[dict[str, dict[str, str]], int]] = []
+        self.released: list[dict[str, set[str]] | None] = []
         self.closed = False
         self.seq = 0
 
@@ -87,6 +88,9 @@ class FakeBackend:
                             {"seq": self.seq, "jpeg": b"\xff\xd8" + tid.encode(),
                              "width": width, "height": width // 2})
         return out
+
+    def release_thumbnails(self, keep: Mapping[str, Collection[str]] | None) -> None:
+        self.released.append(None if keep is None else {w: set(i) for w, i in keep.items()})
 
     def close(self) -> None:
         self.closed = True
@@ -244,6 +248,48 @@ def test_thumbnails_are_fetched_only_while_watched() -> None:
     assert backend.closed
 
 
+def test_the_board_owns_its_thumbnail_sources_and_gives_them_back(board: FleetBoard) -> None:
+    backend = board.backend
+    board.refresh_thumbnails()
+    assert board.held == {"tcp://w1": {"t0", "t2"}, "tcp://w2": {"t1", "t3"}}
+    assert backend.released == []  # nothing to give back yet
+    board.focus("t1", 640)
+    board.refresh_thumbnails()
+    assert board.held["tcp://w2"] == {"t1", "t3", "t1@detail"} and backend.released == []
+    board.focus(None)  # the closer look closed: its source goes back at the next refresh
+    board.refresh_thumbnails()
+    assert backend.released == [{"tcp://w1": {"t0", "t2"}, "tcp://w2": {"t1", "t3"}}]
+    backend._workers = ["tcp://w1"]  # w2 left: its targets move, and nothing stays there
+    board.refresh_thumbnails()
+    assert backend.released[-1] == {"tcp://w1": {"t0", "t1", "t2", "t3"}}
+    assert board.held == {"tcp://w1": {"t0", "t1", "t2", "t3"}}
+    board.release_thumbnails()  # nobody watches: every source goes back, once
+    board.release_thumbnails()
+    assert backend.released[-1] is None and len(backend.released) == 3
+    assert board.held == {}
+
+
+def test_thumbnail_sources_go_back_when_nobody_watches() -> None:
+    backend = FakeBackend()
+    board = FleetBoard(_targets(2), backend, thumb_fps=1.0)
+    board.open()
+    try:
+        board.snapshot()  # a page looks
+        for _ in range(100):
+            if board.held:
+                break
+            board._closed.wait(0.05)
+        assert board.held and backend.released == []
+        board._watched = -1e9  # the page went away (WATCH_TTL passed)
+        for _ in range(100):
+            if not board.held:
+                break
+            board._closed.wait(0.05)
+        assert board.held == {} and backend.released == [None]
+    finally:
+        board.close()
+
+
 def test_close_stops_the_active_runs() -> None:
     backend = FakeBackend()
     board = FleetBoard(_targets(2), backend, flows={"f": _flow()})
@@ -289,6 +335,70 @@ def test_thumbnailer_encodes_small_jpegs_once_per_frame_and_releases() -> None:
     assert "closed" in thumbs.grab({"a": url})["a"]["error"]
 
 
+def _desktop_alive(url: str) -> bool:
+    """Whether the simulated desktop of ``url`` still exists (kept by a source or driver)."""
+    import gc
+
+    from kvmrpa.sim import _registry
+
+    gc.collect()
+    _, key = _registry.parse_sim_url(url)
+    with _registry._lock:
+        return _registry._desktops.get(key) is not None
+
+
+def test_thumbnail_sources_are_released_and_free_the_simulated_desktop() -> None:
+    from kvmrpa import configure, get_settings
+
+    old_linger = get_settings().capture.hub_linger
+    configure(capture__hub_linger=0)  # a released source stops at once
+    try:
+        _check_release("sim://desktop?seed=81&fps=5", "sim://desktop?seed=82&fps=5")
+    finally:
+        configure(capture__hub_linger=old_linger)
+
+
+def _check_release(a: str, b: str) -> None:
+    import gc
+
+    from kvmrpa.capture import get_hub
+
+    thumbs = Thumbnailer()
+    try:
+        for _ in range(200):
+            got = thumbs.grab({"a": a, "b": b}, width=120)
+            if "jpeg" in got["a"] and "jpeg" in got["b"]:
+                break
+            threading.Event().wait(0.05)
+        hub = get_hub()
+        ra, rb = (hub.refs(thumbs._open[t].source) for t in ("a", "b"))
+        assert (ra, rb) == (1, 1) and thumbs.open_ids() == ["a", "b"]
+        assert _desktop_alive(a) and _desktop_alive(b)
+        reaper = thumbs._reaper
+        assert reaper is not None and reaper.is_alive()
+        assert thumbs.release(keep=["b"]) == ["a"]  # "a" left this worker
+        assert thumbs.open_ids() == ["b"] and not _desktop_alive(a) and _desktop_alive(b)
+        assert thumbs.release_idle(60.0) == []  # "b" was asked for just now
+        assert thumbs.release_idle(0.0) == ["b"]  # nobody asked since
+        assert thumbs.open_count() == 0 and not _desktop_alive(b)
+        assert "jpeg" in thumbs.grab({"a": a})["a"] or _desktop_alive(a)  # reopens on demand
+        assert thumbs.release() == ["a"] and not _desktop_alive(a)
+    finally:
+        thumbs.close()
+    assert reaper is not None and not reaper.is_alive()
+    # a thumbnailer dropped without close() (its actor released) gives its sources back
+    dropped = Thumbnailer()
+    dropped.grab({"c": a})
+    assert _desktop_alive(a)
+    reaper = dropped._reaper
+    del dropped
+    gc.collect()
+    assert not _desktop_alive(a)
+    assert reaper is not None
+    reaper.join(5)
+    assert not reaper.is_alive()
+
+
 # -- the page's markup -----------------------------------------------------------------------
 def test_card_shows_state_outcome_rate_and_escapes() -> None:
     from kvmrpa.widgets._fleet import card_html
@@ -308,6 +418,13 @@ def test_card_shows_state_outcome_rate_and_escapes() -> None:
 
 
 # -- on a real LocalCluster ----------------------------------------------------------------
+def _hub_refs() -> dict[str, int]:
+    """(On a worker.) The references its source hub holds, by source."""
+    from kvmrpa.capture import get_hub
+
+    return get_hub().refcounts()
+
+
 @pytest.mark.timeout(240)
 def test_one_target_stops_alone_on_its_own_worker(home: Any, tmp_path: Any) -> None:
     from kvmrpa.fleet._board import DaskBackend
@@ -351,6 +468,25 @@ def test_one_target_stops_alone_on_its_own_worker(home: Any, tmp_path: Any) -> N
         assert board.tile("s1").state == "stopped"
         for tid in marks:  # each ran where its tile (and its thumbnail) is
             assert board.tile(tid).last.worker == placed[tid]
+        # the thumbnails' sources are held on the workers while someone watches, and
+        # given back (refcount 0 in each worker's hub) once nobody does
+        client = board.backend._client
+
+        def refs() -> int:
+            return sum(sum(c.values()) for c in client.run(_hub_refs).values())
+
+        board.snapshot()
+        for _ in range(300):
+            if refs() >= 2:
+                break
+            deadline.wait(0.1)
+        assert refs() == 2 and set().union(*board.held.values()) == {"s0", "s1"}
+        board._watched = -1e9  # the page went away
+        for _ in range(300):
+            if refs() == 0:
+                break
+            deadline.wait(0.1)
+        assert refs() == 0 and board.held == {}
     finally:
         board.close()
     from tests.fixtures.input_probe import record_after_stop

@@ -258,3 +258,61 @@ def _files_on(dash, folder) -> None:
     assert files.message.alert_type == "danger" and "bad name!" in files.message.object
     with pytest.raises(Exception, match=r"broken\.json"):
         files.open_bytes(b"{nope", "broken.json")
+
+
+def test_live_states_reach_the_page_as_one_string_of_what_changed() -> None:
+    from bokeh.document import Document
+
+    def shown(text: str, base: dict) -> dict:  # what the page draws (FlowCanvas.jsx)
+        msg = json.loads(text)
+        if "full" in msg:
+            base.clear()
+            base.update(msg["full"])
+        return {**base, **msg.get("set", {})}
+
+    flow = chain()
+    canvas = FlowCanvas(flow)
+    doc = Document()
+    root = canvas.get_root(doc)
+    doc.add_root(root)
+    # the states dict is not a model property (Bokeh would walk it entry by entry)
+    assert "states" not in root.data.properties() and "states" not in canvas._synced_params
+    page: dict = {}
+    assert shown(root.data.states_json, page) == dict.fromkeys(flow.nodes, "pending")
+    sent: list[str] = []
+    canvas.param.watch(lambda e: sent.append(e.new), ["states_json"])
+    running = {**canvas.states, "read": "running"}
+    canvas.states = running
+    assert json.loads(sent[-1]) == {"set": {"read": "running"}}  # only what changed
+    assert shown(root.data.states_json, page) == running
+    canvas.states = dict(running)  # the same states again: nothing is sent
+    assert len(sent) == 1
+    later = {**running, "read": "done", "check": "running"}
+    canvas.states = later
+    assert json.loads(sent[-1]) == {"set": {"read": "done", "check": "running"}}
+    assert shown(sent[-1], page) == later
+    # a view made now starts from the base and the changes
+    other = Document()
+    late = canvas.get_root(other)
+    assert shown(late.data.states_json, {}) == later
+    back = dict.fromkeys(flow.nodes, "pending")  # a reset (a new run): all back to base
+    canvas.states = back
+    assert shown(sent[-1], page) == back
+    # many changes at once: a new base
+    canvas.states = dict.fromkeys(flow.nodes, "done")
+    assert "full" in json.loads(sent[-1]) or len(json.loads(sent[-1])["set"]) == len(back)
+    assert shown(sent[-1], page) == dict.fromkeys(flow.nodes, "done")
+
+
+def test_a_run_of_a_long_chain_pushes_coalesced_states_to_the_canvas() -> None:
+    """The bench's follower (the Debugger's path) with a FlowCanvas: the run ends with
+    every node done on the canvas, in far fewer pushes than events."""
+    import asyncio
+
+    from kvmrpa.bench import _canvas
+
+    async def go() -> tuple[list[float], int]:
+        return await _canvas._live_once(150, "canvas")
+
+    lateness, renders = asyncio.run(go())
+    assert lateness and 1 <= renders < 150

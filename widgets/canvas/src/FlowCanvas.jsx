@@ -61,6 +61,10 @@ const CSS = `
   background:#e3f2fd;border-radius:4px;font:12px sans-serif}
 `
 
+// A flow with more nodes than this draws only what is in view, without the minimap.
+const BIG = 100
+const FIT = { padding: 0.15, maxZoom: 1.2 }
+
 const COLOUR = { none: "#607d8b", true: "#2e7d32", false: "#ef6c00", error: "#d32f2f", branch: "#6a1b9a" }
 const kindOf = (branch) => !branch ? "none" : (branch in COLOUR ? branch : "branch")
 const handleBranch = (h) => (!h || h === "out") ? null : h
@@ -76,13 +80,35 @@ function parse(text, fallback) {
 
 const Ctx = React.createContext(null)
 
-function KvNode({ id, data }) {
+// The live part of the view (node states, breakpoints, the selected node) in a small
+// store: a node subscribes to its own entries and re-renders only when they change, so a
+// state update during a run of a thousand nodes re-renders the few nodes it concerns.
+function liveStore() {
+  const listeners = new Set()
+  const store = {
+    states: {}, breakpoints: new Set(), selected: null,
+    subscribe(fn) { listeners.add(fn); return () => listeners.delete(fn) },
+    set(patch) { Object.assign(store, patch); for (const fn of listeners) fn() },
+  }
+  return store
+}
+function useLive(store, pick) {
+  return React.useSyncExternalStore(store.subscribe, () => pick(store))
+}
+
+// Performance marks (for the benchmark and the browser's profiler): the model's render()
+// start and the first frame painted with nodes.
+const MARK = "kvmrpa:flowcanvas:"
+function mark(name) { try { performance.mark(MARK + name) } catch (e) { /* no timing API */ } }
+
+const KvNode = React.memo(function KvNode({ id, data }) {
   const ctx = React.useContext(Ctx)
-  const state = ctx.states[id] || "pending"
-  const bp = ctx.breakpoints.includes(id)
+  const state = useLive(ctx.live, (s) => s.states[id] || "pending")
+  const bp = useLive(ctx.live, (s) => s.breakpoints.has(id))
+  const isSelected = useLive(ctx.live, (s) => s.selected === id)
   const outs = data.outs
   const height = Math.max(50, 20 + outs.length * 15)
-  const cls = `kv-node kv-${state}` + (ctx.selected === id ? " kv-sel" : "") +
+  const cls = `kv-node kv-${state}` + (isSelected ? " kv-sel" : "") +
     (data.problems.length ? " kv-bad" : "")
   const tip = [data.label && data.label !== id ? `${id}: ${data.label}` : id, data.doc,
                ...data.problems.map((p) => "⚠ " + p)].filter(Boolean).join("\n")
@@ -109,7 +135,7 @@ function KvNode({ id, data }) {
       ))}
     </div>
   )
-}
+})
 
 const NODE_TYPES = { kv: KvNode }
 
@@ -152,11 +178,34 @@ function Palette({ items, onAdd, onDragStart }) {
   )
 }
 
+function toNodes(doc, selected) {
+  return doc.nodes.map((n) => ({ id: n.id, type: "kv", position: { x: n.x, y: n.y }, data: n,
+                                 selected: selected.has(n.id) }))
+}
+function toEdges(doc, selected) {
+  return doc.edges.map((e) => {
+    const kind = kindOf(e.branch)
+    const bad = e.problems.length > 0
+    const colour = bad ? "#b71c1c" : COLOUR[kind]
+    return {
+      id: e.id, source: e.source, target: e.target, sourceHandle: e.branch || "out",
+      targetHandle: "in", label: (e.branch || "") + (bad ? " ⚠" : ""), data: e,
+      selected: selected.has(e.id), className: `kv-edge kv-e-${kind}` + (bad ? " kv-e-bad" : ""),
+      ariaLabel: `edge ${e.source} to ${e.target}` + (e.branch ? ` on ${e.branch}` : "") +
+        (bad ? `: ${e.problems.join("; ")}` : ""),
+      markerEnd: { type: MarkerType.ArrowClosed, color: colour },
+      style: { stroke: colour, strokeWidth: bad ? 3 : 1.8,
+               strokeDasharray: kind === "error" ? "6 4" : undefined },
+      labelStyle: { fill: colour, fontWeight: 600 },
+    }
+  })
+}
+
 function Canvas({ model }) {
   const [graphJson] = model.useState("graph_json")
   const [paletteJson] = model.useState("palette_json")
   const [refusalsJson] = model.useState("refusals_json")
-  const [statesRaw] = model.useState("states")
+  const [statesJson] = model.useState("states_json")
   const [bpRaw, setBreakpoints] = model.useState("breakpoints")
   const [selected, setSelected] = model.useState("selected")
   const [message] = model.useState("message")
@@ -169,48 +218,41 @@ function Canvas({ model }) {
   const palette = React.useMemo(() => parse(paletteJson, []), [paletteJson])
   const refusalsRef = React.useRef(null)
   refusalsRef.current = parse(refusalsJson, null)
-  const states = React.useMemo(() => plain(statesRaw) || {}, [statesRaw])
   const breakpoints = React.useMemo(() => plain(bpRaw) || [], [bpRaw])
+  const live = React.useMemo(liveStore, [])
+  // states_json: {"full": base} sets the base, {"set": changes} what differs from it now
+  const base = React.useRef({})
+  React.useLayoutEffect(() => {
+    const msg = parse(statesJson, {})
+    if (msg.full) base.current = msg.full
+    live.set({ states: msg.set ? { ...base.current, ...msg.set } : base.current })
+  }, [live, statesJson])
+  React.useLayoutEffect(() => { live.set({ breakpoints: new Set(breakpoints) }) }, [live, breakpoints])
+  React.useLayoutEffect(() => { live.set({ selected }) }, [live, selected])
   const canEdit = editable && !locked
   const rf = useReactFlow()
   const flowBox = React.useRef(null)
   const rootRef = React.useRef(null)
   const clipboard = React.useRef([])
   const [ghost, setGhost] = React.useState(null)
-  const [nodes, setNodes] = React.useState([])
-  const [edges, setEdges] = React.useState([])
   const send = React.useCallback((msg) => model.send_msg(msg), [model])
 
+  // The document's nodes and edges drawn from the first render on (not one effect later)
+  const [nodes, setNodes] = React.useState(() => toNodes(doc, new Set()))
+  const [edges, setEdges] = React.useState(() => toEdges(doc, new Set()))
+  const drawn = React.useRef(doc)
   React.useEffect(() => {
-    setNodes((prev) => {
-      const sel = new Set(prev.filter((n) => n.selected).map((n) => n.id))
-      return doc.nodes.map((n) => ({ id: n.id, type: "kv", position: { x: n.x, y: n.y },
-                                     data: n, selected: sel.has(n.id) }))
-    })
-    setEdges((prev) => {
-      const sel = new Set(prev.filter((e) => e.selected).map((e) => e.id))
-      return doc.edges.map((e) => {
-        const kind = kindOf(e.branch)
-        const bad = e.problems.length > 0
-        const colour = bad ? "#b71c1c" : COLOUR[kind]
-        return {
-          id: e.id, source: e.source, target: e.target, sourceHandle: e.branch || "out",
-          targetHandle: "in", label: (e.branch || "") + (bad ? " ⚠" : ""), data: e,
-          selected: sel.has(e.id), className: `kv-edge kv-e-${kind}` + (bad ? " kv-e-bad" : ""),
-          ariaLabel: `edge ${e.source} to ${e.target}` + (e.branch ? ` on ${e.branch}` : "") +
-            (bad ? `: ${e.problems.join("; ")}` : ""),
-          markerEnd: { type: MarkerType.ArrowClosed, color: colour },
-          style: { stroke: colour, strokeWidth: bad ? 3 : 1.8,
-                   strokeDasharray: kind === "error" ? "6 4" : undefined },
-          labelStyle: { fill: colour, fontWeight: 600 },
-        }
-      })
-    })
+    if (drawn.current === doc) return
+    drawn.current = doc
+    setNodes((prev) => toNodes(doc, new Set(prev.filter((n) => n.selected).map((n) => n.id))))
+    setEdges((prev) => toEdges(doc, new Set(prev.filter((e) => e.selected).map((e) => e.id))))
   }, [doc])
 
   // Fit the flow in view when one is loaded or laid out (doc.fit counts those), not when
   // a node is added: an empty flow keeps the viewport it has.
-  const fitted = React.useRef(null)
+  const fitted = React.useRef(doc.fit)  // the first one: ReactFlow's fitView prop
+  // (fixed at mount: flipped later, React Flow would fit again once its nodes are measured)
+  const fitOnInit = React.useRef(doc.nodes.length > 0).current
   const fitSeq = doc.fit
   const hasNodes = doc.nodes.length > 0
   React.useEffect(() => {
@@ -300,11 +342,22 @@ function Canvas({ model }) {
   }, [send])
   const onNodeClick = React.useCallback((ev, node) => setSelected(node.id), [setSelected])
 
+  const bpRef = React.useRef(breakpoints)
+  bpRef.current = breakpoints
   const toggleBreakpoint = React.useCallback((id) => {
-    setBreakpoints(breakpoints.includes(id) ? breakpoints.filter((b) => b !== id) : [...breakpoints, id])
-  }, [breakpoints, setBreakpoints])
-  const ctx = React.useMemo(() => ({ states, breakpoints, selected, toggleBreakpoint }),
-                            [states, breakpoints, selected, toggleBreakpoint])
+    const bps = bpRef.current
+    setBreakpoints(bps.includes(id) ? bps.filter((b) => b !== id) : [...bps, id])
+  }, [setBreakpoints])
+  // stable: a change of states, breakpoints or selection reaches the nodes through `live`
+  const ctx = React.useMemo(() => ({ live, toggleBreakpoint }), [live, toggleBreakpoint])
+
+  // first frame painted with nodes (see mark)
+  const painted = React.useRef(false)
+  React.useEffect(() => {
+    if (painted.current || !nodes.length) return
+    painted.current = true
+    requestAnimationFrame(() => mark("painted"))
+  }, [nodes])
 
   return (
     <Ctx.Provider value={ctx}>
@@ -332,10 +385,12 @@ function Canvas({ model }) {
               isValidConnection={isValidConnection} onNodeDragStop={onNodeDragStop}
               onNodeClick={onNodeClick} nodesDraggable={canEdit} nodesConnectable={canEdit}
               deleteKeyCode={null} selectionKeyCode="Shift" multiSelectionKeyCode={["Meta", "Control"]}
-              connectionRadius={28} minZoom={0.05} maxZoom={3}>
+              connectionRadius={28} minZoom={0.05} maxZoom={3}
+              onlyRenderVisibleElements={doc.nodes.length > BIG}
+              fitView={fitOnInit} fitViewOptions={FIT}>
               <Background gap={16} size={1} />
               <Controls showInteractive={false} />
-              {doc.nodes.length <= 60 ? <MiniMap pannable zoomable style={{ width: 120, height: 80 }} /> : null}
+              {doc.nodes.length <= BIG ? <MiniMap pannable zoomable style={{ width: 120, height: 80 }} /> : null}
               <Hint refusalsRef={refusalsRef} />
             </ReactFlow>
           </div>
@@ -349,5 +404,6 @@ function Canvas({ model }) {
 }
 
 export function render({ model }) {
+  mark("render")
   return <ReactFlowProvider><Canvas model={model} /></ReactFlowProvider>
 }
