@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import html
 import logging
+import threading
 from typing import Any
 
 import panel as pn
@@ -37,6 +38,9 @@ from ._resources import NotebookFallback
 from ._runstate import FlowFeed, RunState
 
 __all__ = ["Debugger", "outcome_html", "status_html"]
+
+#: One Debugger render at a time (see :meth:`Debugger.refresh`).
+_REFRESH_LOCK = threading.RLock()
 
 log = logging.getLogger("kvmrpa.widgets.debugger")
 
@@ -380,7 +384,15 @@ class Debugger(NotebookFallback, pn.viewable.Viewer):
         return self.state.snapshot()["status"]
 
     def refresh(self, force: bool = False) -> None:
-        """Render the graph, status, outcome, timeline and inspector from the state."""
+        """Render the graph, status, outcome, timeline and inspector from the state.
+
+        Called from the pusher and from a cell's thread (``start``): one render at a
+        time, each from a snapshot taken inside it, so an older snapshot is never
+        drawn over a newer one."""
+        with _REFRESH_LOCK:
+            self._refresh(force)
+
+    def _refresh(self, force: bool) -> None:
         if self._launch_error:
             error, self._launch_error = self._launch_error, None
             self._show_error(error)
