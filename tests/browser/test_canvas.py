@@ -85,6 +85,14 @@ def message(p) -> str:
     return p.get_by_label("Canvas message").inner_text()
 
 
+def open_scenario3(p, url: str) -> None:
+    """The dashboard at ``url`` with scenario 3's graph drawn and in view."""
+    p.goto(url)
+    p.get_by_role("tab", name="scenario3").click()
+    wait_for(lambda: "trigger" in node_ids(p) and "type" in node_ids(p), what="graph")
+    p.get_by_label("Flow graph").scroll_into_view_if_needed()
+
+
 def select(p, node: str, form: str | None = None) -> None:
     """Click a node; with ``form`` (its type), wait until the server shows its form."""
     p.locator(f'.kv-node[data-node="{node}"] .kv-id').click()
@@ -232,10 +240,7 @@ def test_undo_redo_delete_and_the_marker_toggles_a_breakpoint(serve_dashboard, c
         context, pg = new_page(chromium, viewport={"width": 1400, "height": 1000})
         p = pg.page
         try:
-            p.goto(server.url)
-            p.get_by_role("tab", name="scenario3").click()
-            wait_for(lambda: "trigger" in node_ids(p) and "type" in node_ids(p), what="graph")
-            p.get_by_label("Flow graph").scroll_into_view_if_needed()
+            open_scenario3(p, server.url)
             start = sorted(node_ids(p))
             edges = edge_count(p)
             select(p, "focus")
@@ -270,10 +275,7 @@ def test_multi_select_copy_paste_and_delete(serve_dashboard, chromium, artifacts
         context, pg = new_page(chromium, viewport={"width": 1440, "height": 900})
         p = pg.page
         try:
-            p.goto(server.url)
-            p.get_by_role("tab", name="scenario3").click()
-            wait_for(lambda: "trigger" in node_ids(p) and "type" in node_ids(p), what="graph")
-            p.get_by_label("Flow graph").scroll_into_view_if_needed()
+            open_scenario3(p, server.url)
             start, edges = set(node_ids(p)), edge_count(p)
             # Ctrl-click adds to the selection
             select(p, "focus", "mouse")
