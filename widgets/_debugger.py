@@ -406,10 +406,8 @@ class Debugger(NotebookFallback, pn.viewable.Viewer):
             temp, self._temp_breakpoints = self._temp_breakpoints, set()
             dbg = self.run.debugger
             get_runtime().call_soon(lambda: [dbg.remove_breakpoint(n) for n in temp])
-        ids = list(self.flow.nodes) if self.flow is not None else []
-        states = {n: snap["states"].get(n, "pending") for n in ids}
-        if states != self.flow_view.states:
-            self.flow_view.states = states
+        self.flow_view.show_run_state(self.state)  # the nodes changed since the last render
+        states = self.flow_view.states
         status = snap["status"]
         if status == "idle" and self.status.startswith("failed") and self.run is None:
             status = self.status  # a run that could not start

@@ -39,7 +39,7 @@ from kvmrpa._errors import FlowError, KvmrpaError
 from ._auth import can, is_code_type, palette_types, require
 from ._params import BrowserParams
 from ._resources import NotebookFallback
-from ._runstate import NODE_STATES, layered_layout
+from ._runstate import NODE_STATES, RunState, StateMark, layered_layout
 
 __all__ = ["CanvasDocument", "FlowCanvas", "canvas_positions", "node_palette"]
 
@@ -419,7 +419,8 @@ class FlowCanvas(NotebookFallback, BrowserParams, ReactComponent):
     flow = param.Parameter(default=None, doc="""
         The kvmrpa.engine.Flow shown and edited (call refresh() after editing it in code).""")
     states = param.Dict(default={}, doc=f"""
-        State of each node by id: one of {', '.join(NODE_STATES)}.""")
+        State of each node by id: one of {', '.join(NODE_STATES)}. A run's states are
+        best shown with show_run_state(), which sets only those that changed.""")
     breakpoints = param.List(default=[], item_type=str, doc="""
         Ids of the nodes with a breakpoint (a red marker; click it to toggle).""")
     selected = param.String(default=None, allow_None=True, doc="""
@@ -463,6 +464,8 @@ class FlowCanvas(NotebookFallback, BrowserParams, ReactComponent):
         self._fit = 0
         self._base: dict[str, str] = {}
         self._changes: dict[str, str] = {}
+        self._hint: dict[str, str] | None = None
+        self._mark: tuple[StateMark, tuple[str, ...]] | None = None
         self.refresh()
         self._on_states()
         self.param.watch(self._on_flow, ["flow"])
@@ -476,14 +479,50 @@ class FlowCanvas(NotebookFallback, BrowserParams, ReactComponent):
         # dict too, comparing it deeply on every change)
         return [p for p in super()._synced_params if p != "states"]
 
+    def update_states(self, changes: dict[str, str]) -> None:
+        """Set the state of the nodes in ``changes`` (others keep theirs; unknown ids are
+        ignored). Costs the number of changes, not of nodes: what a live view does many
+        times a second during a long run."""
+        current = self.states
+        changes = {k: v for k, v in changes.items() if k in current and current[k] != v}
+        if not changes:
+            return
+        self._hint = changes
+        try:
+            self.states = {**current, **changes}
+        finally:
+            self._hint = None
+
+    def show_run_state(self, state: RunState) -> None:
+        """Show the node states of ``state`` (a run's :class:`RunState`): the nodes set
+        since the last call, or all of them after a new run, pass or graph."""
+        ids = tuple(self.states)
+        mark = self._mark[0] if self._mark is not None and self._mark[1] == ids else None
+        answer = state.state_changes(mark)
+        if answer.full is not None:
+            states = {n: answer.full.get(n, "pending") for n in ids}
+            if states != self.states:
+                self.states = states
+        else:
+            self.update_states(answer.changed)
+        self._mark = (answer.mark, ids)
+
     def _on_states(self, *_: Any) -> None:
         states = self.states
         base = self._base
+        hint = self._hint
         changes: dict[str, str] | None = None
-        if states.keys() == base.keys():
+        if hint is not None and len(states) == len(base) and all(k in base for k in hint):
+            changes = dict(self._changes)  # update_states: only the hinted nodes changed
+            for k in hint:
+                if base[k] == states[k]:
+                    changes.pop(k, None)
+                else:
+                    changes[k] = states[k]
+        elif states.keys() == base.keys():
             changes = {k: v for k, v in states.items() if base[k] != v}
-            if len(changes) > max(8, len(states) // 4):
-                changes = None
+        if changes is not None and len(changes) > max(8, len(states) // 4):
+            changes = None
         if changes is None:  # a new base (other nodes, or too much changed)
             self._base, self._changes = dict(states), {}
             text = _json({"full": self._base})

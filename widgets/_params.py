@@ -7,13 +7,24 @@ the type its ``param`` parameter declares (recursively for tuple and list items)
 :class:`BrowserParams` applies it to every property change a Panel component receives
 from the browser, before ``param`` validates it. Values that are not JSON-shaped pass
 through unchanged, so a wrong value still fails with param's own message.
+
+The other way, a change that does not touch ``stylesheets`` goes to the page without
+Panel looking the component's design up again (which it does for every change, stat-ing
+the theme's files, though it uses the answer only for stylesheets): a live view's
+states or frames change many times a second.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import param
+from bokeh.document import Document
+
+if TYPE_CHECKING:  # a mixin of Panel components: checked as one
+    from panel.reactive import Reactive as _Component
+else:
+    _Component = object
 
 __all__ = ["BrowserParams", "from_browser", "to_browser_json"]
 
@@ -59,7 +70,7 @@ def to_browser_json(value: Any) -> Any:
     return value
 
 
-class BrowserParams:
+class BrowserParams(_Component):
     """Mixin for a Panel component: property changes from the browser are coerced with
     :func:`from_browser` before they reach the parameters.
 
@@ -67,9 +78,17 @@ class BrowserParams:
     """
 
     def _process_property_change(self, props: dict[str, Any]) -> dict[str, Any]:
-        params = super()._process_property_change(props)  # type: ignore[misc]
+        params = super()._process_property_change(props)
         out = {}
         for name, value in params.items():
-            p = self.param[name] if name in self.param and "." not in name else None  # type: ignore[attr-defined]
+            p = self.param[name] if name in self.param and "." not in name else None
             out[name] = from_browser(p, value) if p is not None else value
         return out
+
+    def _update_properties(self, *events: param.parameterized.Event,
+                           doc: Document) -> dict[str, Any]:
+        # Panel's Reactive._update_properties asks the design for its parameters and uses
+        # them only when the change includes stylesheets
+        if any(e.name == "stylesheets" for e in events):
+            return super()._update_properties(*events, doc=doc)
+        return self._process_param_change({e.name: e.new for e in events})

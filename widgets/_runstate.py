@@ -21,15 +21,17 @@ from __future__ import annotations
 
 import collections
 import graphlib
+import itertools
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from kvmrpa._redact import redact
 
-__all__ = ["NODE_STATES", "FlowFeed", "NodeTiming", "RunState", "event_field", "layered_layout"]
+__all__ = ["NODE_STATES", "FlowFeed", "NodeTiming", "RunState", "StateChanges", "StateMark",
+           "event_field", "layered_layout"]
 
 NODE_STATES = ("pending", "running", "done", "failed", "stopped", "skipped", "paused")
 #: Node types whose run sends input to the target (an "action" for the outcome).
@@ -52,6 +54,55 @@ def _text(value: Any) -> str:
     return str(getattr(value, "value", value))
 
 
+_TABLES = itertools.count(1)
+
+
+class _NodeStates(dict[str, str]):
+    """Node id → state, remembering the order entries were last set in, so what changed
+    after a :class:`StateMark` is read in the number of changes (a thousand-node view
+    pushing a few changes many times a second). A new table (a new run or pass) is a new
+    ``table`` id: marks of the old one ask for all states."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.table = next(_TABLES)
+        self.sets = 0
+        self._touched: dict[str, int] = {}
+
+    def __setitem__(self, key: str, value: str) -> None:
+        if key in self and dict.__getitem__(self, key) == value:
+            return
+        super().__setitem__(key, value)
+        self.sets += 1
+        self._touched.pop(key, None)  # to the end: the newest change
+        self._touched[key] = self.sets
+
+    def changed_after(self, sets: int) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for key, at in reversed(self._touched.items()):
+            if at <= sets:
+                break
+            out[key] = dict.__getitem__(self, key)
+        return out
+
+
+class StateMark(NamedTuple):
+    """Where a reader of :meth:`RunState.state_changes` got to."""
+
+    table: int
+    #: How many settings of that table had been made.
+    sets: int
+
+
+class StateChanges(NamedTuple):
+    """The answer of :meth:`RunState.state_changes`: ``full`` (every node's state) when
+    no difference can be given, else ``changed`` (the nodes set since the mark)."""
+
+    mark: StateMark
+    full: dict[str, str] | None
+    changed: dict[str, str]
+
+
 @dataclass
 class NodeTiming:
     """When a node ran in the last pass (seconds from the pass start)."""
@@ -66,7 +117,7 @@ class RunState:
     """Node states, timeline, status, outcome, log and metrics of one flow's runs."""
 
     nodes: list[str] = field(default_factory=list)
-    states: dict[str, str] = field(default_factory=dict)
+    states: dict[str, str] = field(default_factory=_NodeStates)
     timing: dict[str, NodeTiming] = field(default_factory=dict)
     types: dict[str, str] = field(default_factory=dict)
     status: str = "idle"
@@ -124,7 +175,7 @@ class RunState:
         with self._lock:
             self.nodes = list(nodes)
             self.types = dict(types or {})
-            self.states = dict.fromkeys(self.nodes, "pending")
+            self.states = _NodeStates(dict.fromkeys(self.nodes, "pending"))
             self.timing = {n: NodeTiming() for n in self.nodes}
             self.status, self.outcome, self.paused_at = "idle", "", None
             self.version += 1
@@ -150,7 +201,7 @@ class RunState:
             self.nodes = list(flow.nodes)
             self.types = {nid: fn.type for nid, fn in flow.nodes.items()}
             self.run_id = getattr(run, "run_id", None)
-            self.states, self.timing = {}, {}
+            self.states, self.timing = _NodeStates(), {}
             for nid in self.nodes:
                 rec = run.nodes.get(nid)
                 status = "pending" if rec is None else _text(rec.status)
@@ -187,7 +238,7 @@ class RunState:
         if node is not None and event_field(event, "type"):
             self.types[node] = str(event_field(event, "type"))
         if kind == "flow_started":
-            self.states = dict.fromkeys(self.nodes, "pending")
+            self.states = _NodeStates(dict.fromkeys(self.nodes, "pending"))
             self.timing = {n: NodeTiming() for n in self.nodes}
             self.status, self.outcome, self.paused_at = "running", "", None
             self.passes = self.failures = 0
@@ -197,7 +248,7 @@ class RunState:
             what = "in a loop" if planned == 0 else ("once" if planned == 1 else f"{planned} passes")
             self._note(t, f"run started ({what})")
         elif kind == "pass_started":
-            self.states = dict.fromkeys(self.nodes, "pending")
+            self.states = _NodeStates(dict.fromkeys(self.nodes, "pending"))
             self.timing = {n: NodeTiming() for n in self.nodes}
             self._pass_t0 = t
             self._actions = self._skipped = 0
@@ -350,6 +401,19 @@ class RunState:
         if "nothing done" in self.outcome:
             return "nothing"
         return (self.outcome or self.status).split(" ")[0].split(":")[0]
+
+    def state_changes(self, since: StateMark | None = None) -> StateChanges:
+        """The node states set after ``since`` (a mark an earlier call returned), in the
+        number of changes; every state (``full``) with no mark, or when the states were
+        replaced since (a new run or pass)."""
+        with self._lock:
+            table = self.states
+            if not isinstance(table, _NodeStates):  # replaced from outside
+                table = self.states = _NodeStates(table)
+            mark = StateMark(table.table, table.sets)
+            if since is None or since.table != table.table:
+                return StateChanges(mark, dict(table), {})
+            return StateChanges(mark, None, table.changed_after(since.sets))
 
     def snapshot(self) -> dict[str, Any]:
         """A consistent copy: states, timing, status, outcome, paused_at, passes, failures,

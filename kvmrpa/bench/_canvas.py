@@ -23,7 +23,8 @@ Loop figures (no browser): a 1,000-node chain of ``wait(ms=1)`` runs on the runt
 loop while a 1 ms ticker runs on another loop standing for the server's (where a served
 page renders); ``canvas.live_loop_p99_ms_1000`` is that ticker's p99 lateness with a
 FlowCanvas in a Bokeh document following the run exactly as the Debugger does (a
-coalescing Pusher on that loop setting the canvas's states from the run state),
+coalescing Pusher on that loop calling ``FlowCanvas.show_run_state``: the states set
+since its last push),
 ``canvas.live_loop_p99_ms_1000_no_canvas`` the same run with nothing attached (this
 machine's floor), and ``canvas.live_loop_p99_ms_1000_debugger`` the whole Debugger
 (canvas, timeline, status) attached; ``canvas.live_push_ms_p50_1000`` is the median time
@@ -283,14 +284,10 @@ async def _live_once(n: int, attach: str,
             canvas = FlowCanvas(flow, editable=False)
             doc = Document()
             doc.add_root(canvas.get_root(doc))
-            ids = list(flow.nodes)
 
             def render() -> None:  # Debugger.refresh's part for the canvas
                 t0 = time.perf_counter()
-                snap = feed.state.snapshot()
-                states = {nid: snap["states"].get(nid, "pending") for nid in ids}
-                if states != canvas.states:
-                    canvas.states = states
+                canvas.show_run_state(feed.state)
                 if pushes is not None:
                     pushes.append(time.perf_counter() - t0)
 

@@ -83,3 +83,72 @@ def test_big_buffers_are_bounded_and_a_removed_output_is_not_waited_for(page: Pa
 def test_every_component_output_carries_it() -> None:
     out = fallback_html("note-1", "root-1")
     assert out.index(SCRIPT.strip()[:40]) < out.index('id="note-1"')
+
+
+BOKEH_JS = Path(__import__("bokeh").__file__).parent / "server" / "static" / "js"
+PANEL_JS = Path(__import__("panel").__file__).parent / "dist" / "panel.min.js"
+
+# Panel's own CommManager (BokehJS and Panel's bundle as the notebook loads them), its
+# comm manager stood in for: the first registration of a comm keeps it (a comm that is
+# open already is not handed to a later registration, as in JupyterLab).
+REAL_MANAGER = """
+window.Bokeh.index = window.Bokeh.index || {};
+function Manager() { this.targets = {} }
+Manager.prototype.register_target = function (plotId, commId, handler) {
+  this.targets[plotId] = this.targets[plotId] || handler;
+};
+Manager.prototype.get_client_comm = function () {
+  return {active: true, connected: true, send: function () {}};
+};
+window.PyViz = {comm_manager: new Manager(), plot_index: {}, kernels: {}};
+window.fragment = function (data) {
+  return typeof data === "string" ? {content: {data: data}, metadata: {}, buffers: []}
+    : {content: {data: {}}, metadata: {}, buffers: [new DataView(data)]};
+};
+window.message = function (id, buffers) {
+  var out = [JSON.stringify({msgid: id, msgtype: "PATCH-DOC", num_buffers: buffers}),
+             "{}", JSON.stringify({events: []})];
+  for (var i = 0; i < buffers; i++) out.push(JSON.stringify({id: id + "-b" + i}), new ArrayBuffer(8));
+  return out.map(window.fragment);
+};
+"""
+
+
+def test_an_output_drawn_again_joins_its_comm_between_messages(page: Page) -> None:
+    """JupyterLab draws an output again with the same id: the second CommManager joins
+    the first's comm (Panel hands it every message) possibly in the middle of a
+    message. It starts at the next message instead of reading the rest as a new one."""
+    p = page.page
+    p.set_content("<html><body></body></html>")
+    for name in ("bokeh.min.js", "bokeh-widgets.min.js", "bokeh-tables.min.js"):
+        p.add_script_tag(path=str(BOKEH_JS / name))
+    p.add_script_tag(path=str(PANEL_JS))
+    p.evaluate(REAL_MANAGER)
+    p.add_script_tag(content=SCRIPT)
+    got = p.evaluate("""async () => {
+      const CM = Bokeh.Models.get("panel.models.comm_manager.CommManager")
+      for (let i = 0; i < 40 && !CM.prototype.__kvmrpaInStep; i++)
+        await new Promise((r) => setTimeout(r, 50))
+      Bokeh.index.p1 = {}
+      const first = new CM({plot_id: "p1", comm_id: "c1", client_comm_id: "k1"})
+      const send = (m) => PyViz.comm_manager.targets.p1(m)
+      const one = message("m1", 1)
+      send(one[0]); send(one[1])
+      const second = new CM({plot_id: "p1", comm_id: "c1", client_comm_id: "k1"})
+      one.slice(2).forEach(send)              // second joined mid-way through m1
+      const seen = {first: [], second: []}
+      const note = () => {
+        for (const [k, v] of [["first", first], ["second", second]]) {
+          const m = v._receiver.message
+          if (m != null) seen[k].push(m.header.msgid)
+        }
+      }
+      note()
+      message("m2", 2).forEach(send); note()
+      message("m3", 0).forEach(send); note()
+      return {wrapped: !!CM.prototype.__kvmrpaInStep, seen}
+    }""")
+    assert got["wrapped"]
+    assert got["seen"]["first"] == ["m1", "m2", "m3"]
+    assert got["seen"]["second"] == ["m2", "m3"]  # m1 skipped, whole messages after it
+    assert page.errors == []

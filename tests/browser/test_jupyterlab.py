@@ -159,6 +159,14 @@ class LabNotebook:
             '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stdout"]'
         ).all_inner_texts())
 
+    def wait_printed(self, text: str, timeout: float = 30.0) -> str:
+        """Until ``text`` is in the cells' printed output; returns all of it. A cell's
+        prompt number comes with its reply on the shell channel and its output on IOPub,
+        so "done" can be seen before the last lines are drawn."""
+        self.wait_page(lambda: text in self.printed(), what=f"{self.name}: printed {text!r}",
+                       timeout=timeout)
+        return self.printed()
+
     # -- checks ----------------------------------------------------------------------------
     def assert_clean(self) -> None:
         notices = self.page.locator(".kvmrpa-nojs")
@@ -178,8 +186,13 @@ class LabNotebook:
             self.page.screenshot(path=os.path.join(
                 os.path.dirname(__file__), "..", "..", "test-artifacts",
                 f"jupyterlab-{self.name}-failed.png"))
+            stderr = "\n".join(self.page.locator(
+                '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]'
+            ).all_inner_texts())[-2000:]  # the kernel's warnings (log lines) land there
+            log = self.lab.output()[-1500:]
             raise AssertionError(f"{exc}; the page shows status {shown!r}, nodes "
-                                 f"{node_states(self.page)}, console {self.pg.errors[:3]}") from None
+                                 f"{node_states(self.page)}, console {self.pg.errors[:3]}; "
+                                 f"cells' stderr:\n{stderr}\nthe server's log ends:\n{log}") from None
 
     def shoot(self, artifacts_dir: str, tag: str) -> None:
         self.page.screenshot(path=os.path.join(artifacts_dir, f"jupyterlab-{self.name}-{tag}.png"))
@@ -219,7 +232,7 @@ def test_01_explore_renders_offline_streams_and_reruns(notebook, artifacts_dir) 
         assert p.get_by_role("button", name="Run on current frame").count() == 1  # NodeEditor
         nb.assert_clean()
         nb.shoot(artifacts_dir, f"run{run}")
-        assert "saved my-flows/confirm.json" in nb.printed()
+        nb.wait_printed("saved my-flows/confirm.json")
     assert (nb.lab.root / "my-flows" / "confirm.json").is_file()
 
     # A click on the video (picks a point; the browser sends it back as JSON) and a drag
@@ -259,9 +272,8 @@ def test_02_debug_shows_the_engines_state(notebook, artifacts_dir) -> None:
     for run in (1, 2):
         nb.run_all()
         nb.wait_done()
-        text = nb.printed()
+        text = nb.wait_printed("ok ok")
         assert "not found" not in text  # it debugs the file 01 saved
-        assert "ok ok" in text
         assert status.count() == 1
         # The notebook stepped and continued: the page shows where the engine ended.
         nb.wait_page(lambda: status.inner_text() == "ok", what="status ok displayed", timeout=30)
@@ -298,7 +310,7 @@ def test_03_dashboard_in_the_notebook_and_served(notebook, serve_dashboard,
     for run in (1, 2):
         nb.run_all()
         nb.wait_done()
-        assert "['confirm']" in nb.printed()
+        nb.wait_printed("['confirm']")
         canvas = p.get_by_label("Live view")
         # the output renders once the page has opened its comm, which can trail "done"
         nb.wait_page(lambda c=canvas: c.count() == 1, what=f"03 run {run}: the dashboard rendered")
@@ -451,7 +463,7 @@ def test_notebook7_01_renders_offline_and_streams(jupyterlab: Lab, chromium: obj
         assert_streaming(canvas, "Notebook 7 01")
         assert p.get_by_role("button", name="Run on current frame").count() == 1
         nb.assert_clean()
-        assert "saved my-flows/confirm.json" in nb.printed()
+        nb.wait_printed("saved my-flows/confirm.json")
         nb.page.screenshot(path=os.path.join(artifacts_dir, "notebook7-01-explore.png"))
     finally:
         nb.close()

@@ -15,7 +15,7 @@ CONFIG = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["tool"]["my
 
 # The `# type: ignore` comments the code carries today. Fix the code or its annotations
 # instead of adding one; lower this number when one goes.
-IGNORE_BUDGET = 23
+IGNORE_BUDGET = 20
 
 
 @pytest.mark.timeout(300)

@@ -304,6 +304,50 @@ def test_live_states_reach_the_page_as_one_string_of_what_changed() -> None:
     assert shown(sent[-1], page) == dict.fromkeys(flow.nodes, "done")
 
 
+def test_the_canvas_follows_a_run_state_by_its_changes_only() -> None:
+    """show_run_state reads what was set since its last call (RunState.state_changes);
+    a new pass or an edited graph gives every state again, and what the page is sent
+    is the same as setting the whole dict."""
+    from kvmrpa.widgets import RunState
+
+    flow = chain()
+    canvas = FlowCanvas(flow)
+    state = RunState()
+    state.reset(list(flow.nodes))
+    canvas.show_run_state(state)
+    assert canvas.states == dict.fromkeys(flow.nodes, "pending")
+    first = state.state_changes()
+    assert first.full == canvas.states and first.changed == {}
+    state.apply({"kind": "node_started", "node": "read", "t": 0.1})
+    state.apply({"kind": "node_finished", "node": "read", "t": 0.2})
+    state.apply({"kind": "node_started", "node": "check", "t": 0.2})
+    later = state.state_changes(first.mark)
+    assert later.full is None and later.changed == {"read": "done", "check": "running"}
+    assert state.state_changes(later.mark).changed == {}  # nothing new since
+    sent: list[str] = []
+    canvas.param.watch(lambda e: sent.append(e.new), ["states_json"])
+    canvas.show_run_state(state)
+    assert canvas.states == {**dict.fromkeys(flow.nodes, "pending"),
+                             "read": "done", "check": "running"}
+    assert json.loads(sent[-1]) == {"set": {"read": "done", "check": "running"}}
+    state.apply({"kind": "node_finished", "node": "check", "t": 0.3})
+    canvas.show_run_state(state)
+    assert json.loads(sent[-1]) == {"set": {"read": "done", "check": "done"}}
+    # a state set back to the base's value leaves the changes
+    canvas.update_states({"read": "pending", "nope": "done"})  # unknown ids: ignored
+    assert json.loads(sent[-1]) == {"set": {"check": "done"}} and "nope" not in canvas.states
+    # a new pass replaces the table: every state again
+    state.apply({"kind": "pass_started", "t": 1.0})
+    canvas.show_run_state(state)
+    assert canvas.states == dict.fromkeys(flow.nodes, "pending")
+    # an edited graph: the new node is drawn with its state
+    flow.add("wait", "pause", ms=1)
+    canvas.refresh()
+    state.apply({"kind": "node_started", "node": "pause", "t": 1.1})
+    canvas.show_run_state(state)
+    assert canvas.states["pause"] == "running"
+
+
 def test_a_run_of_a_long_chain_pushes_coalesced_states_to_the_canvas() -> None:
     """The bench's follower (the Debugger's path) with a FlowCanvas: the run ends with
     every node done on the canvas, in far fewer pushes than events."""
