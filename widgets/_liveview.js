@@ -310,7 +310,7 @@ export function render({ model, el }) {
   canvas.addEventListener("contextmenu", (ev) => { if (model.console) ev.preventDefault() })
   canvas.addEventListener("mousedown", (ev) => {
     const [x, y] = toFrame(ev)
-    canvas.focus()
+    canvas.focus({preventScroll: true})  // a scroll between press and release would move the release
     if (model.console) {
       ev.preventDefault()
       model.send_msg({kind: "mouse", action: "down", x, y, button: BUTTONS[ev.button] || "left"})

@@ -350,7 +350,9 @@ class FrameStreamer:
     async def _pump(self) -> None:
         self._acked = asyncio.Event()
         after: int | None = None
-        last_sent = 0.0
+        # the fps cap paces frames by when each was taken up, before its encode: paced
+        # from the send, every encode would stretch the period (a 30 fps view drew 19-27)
+        last_taken = 0.0
         while True:
             try:
                 frame = await self.source.next_frame(after, timeout=1.0)
@@ -358,7 +360,7 @@ class FrameStreamer:
                 continue
             after = frame.seq
             fps = self._fps() or get_settings().stream.display_fps
-            wait = last_sent + 1.0 / fps - time.monotonic()
+            wait = last_taken + 1.0 / fps - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
                 latest = self.source.latest()
@@ -366,6 +368,7 @@ class FrameStreamer:
                     frame = latest
                     after = frame.seq
             await self._wait_window()
+            last_taken = time.monotonic()
             try:
                 encoded = await self.encoder.encode(frame, self._width(), self._quality())
             except Exception as exc:  # a bad frame or setting must not end the stream
@@ -374,8 +377,7 @@ class FrameStreamer:
                             self.source.display_url, frame.seq, exc)
                 await asyncio.sleep(0.5)
                 continue
-            last_sent = time.monotonic()
-            self._in_flight.append((encoded.seq, last_sent))
+            self._in_flight.append((encoded.seq, time.monotonic()))
             try:
                 self._send(encoded)
             except Exception as exc:  # a broken viewer must not kill the pump
