@@ -86,7 +86,7 @@
     proto.msg_handler = function (msg) {
       var kind = msg && msg.metadata && msg.metadata.msg_type;
       var data = msg && msg.content && msg.content.data;
-      if (kind === "Ready" || kind === "Error" || !window.Bokeh || !Bokeh.protocol) {
+      if (kind === "Ready" || kind === "Error") {  // no fragment: Panel reads its metadata
         return handle.call(this, msg);
       }
       if (isHeader(data)) {
