@@ -345,7 +345,8 @@ class FrameStreamer:
                 continue
             self._acked.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._acked.wait(), remaining)
+                async with asyncio.timeout(remaining):  # a Stop is never lost (see _source)
+                    await self._acked.wait()
 
     async def _pump(self) -> None:
         self._acked = asyncio.Event()

@@ -245,7 +245,10 @@ class FrameSource(abc.ABC):
             try:
                 if remaining <= 0:
                     raise TimeoutError
-                await asyncio.wait_for(fut, remaining)
+                # asyncio.timeout, not wait_for: Python 3.11's wait_for returns the result
+                # when a cancel lands just as the frame arrives, and the cancel is lost
+                async with asyncio.timeout(remaining):
+                    await fut
             except TimeoutError:
                 with self._lock:
                     self._waiters.discard(entry)

@@ -78,6 +78,25 @@ def test_next_frame_wakes_when_another_thread_publishes(manual_source: ManualSou
     assert asyncio.run(consume()) == 2
 
 
+def test_a_cancel_as_the_frame_arrives_is_not_lost(manual_source: ManualSource) -> None:
+    """A waiter cancelled in the same loop turn its frame arrives is cancelled (a
+    viewer's pump stopped by Hold must stop; asyncio.wait_for on 3.11 returned the frame)."""
+    manual_source.push(0)
+
+    async def cancel_on_arrival() -> object:
+        waiter = asyncio.ensure_future(manual_source.next_frame(1, timeout=10))
+        await asyncio.sleep(0.01)
+        manual_source.push(3)      # on this loop's thread: the wake-up is scheduled
+        await asyncio.sleep(0)     # the frame's future resolves
+        waiter.cancel()            # before the waiter has run again
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            return "cancelled"
+
+    assert asyncio.run(cancel_on_arrival()) == "cancelled"
+
+
 def test_wait_frame_is_the_blocking_face(manual_source: ManualSource) -> None:
     timer = threading.Timer(0.05, manual_source.push, args=(5,))
     timer.start()
