@@ -125,6 +125,9 @@ class StreamSettings(param.Parameterized):
     max_width = param.Integer(default=1280, bounds=(64, 8192), doc="Widest frame sent to a viewer; larger frames are downscaled.")
     cdn_resources = param.Boolean(default=False, doc="Load BokehJS and Panel's JS/CSS from a CDN in notebooks; by default they come from the local installation (works offline).")
     overlay_ttl = param.Number(default=10.0, bounds=(0.5, 3600), doc="Seconds a result stays drawn over the live view (it fades sooner when the screen changes).")
+    patches = param.Boolean(default=True, doc="Send a viewer only the parts of a frame that changed since the frame it has (whole frames when most of it changed); off sends every frame whole.")
+    patch_threshold = param.Integer(default=8, bounds=(0, 255), doc="A pixel counts as changed for patches when a channel moved by more than this (0: any change); smaller changes show at the next whole frame.")
+    keyframe_interval = param.Number(default=2.0, bounds=(0.1, 3600), doc="Most seconds between whole frames sent to a viewer that gets patches.")
 
 
 class StoreSettings(param.Parameterized):

@@ -16,13 +16,19 @@ origin against the server's websocket origins, the token, the cookie and (with a
 file) that the account still holds a role; the grant is revoked, and its socket closed,
 when the view's model is cleaned up or the view is closed.
 
-One message per frame: :data:`HEADER` (magic, stream, seq, sizes, wall clock) followed
-by the JPEG bytes. Per socket at most one frame is being written and one waits; a newer
-frame replaces the waiting one, so a slow viewer drops old frames and nothing queues up.
+One message per frame. A whole frame is :data:`HEADER` (magic ``KVF1``, stream, seq,
+sizes, wall clock) followed by the JPEG bytes; a patch frame is :data:`PATCH_HEADER`
+(magic ``KVP1``, the same fields with the seq it is drawn over, and a patch count), one
+:data:`PATCH_ENTRY` (x, y, width, height, JPEG bytes) per patch, then their JPEGs in
+that order. Per socket at most one message is being written; a whole frame replaces
+everything still waiting, so a slow viewer drops old frames, while patches wait in order
+behind it (each is drawn over the one before), at most :data:`MAX_WAITING` of them: past
+that they are dropped and the view asks for a whole frame.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import hmac
 import logging
@@ -43,7 +49,8 @@ from ._auth import _decode_user, get_policy
 from ._encoder import EncodedFrame
 
 __all__ = [
-    "HEADER", "MAGIC", "PATH", "SUBPROTOCOL", "FrameSocket", "Grant", "frame_packet",
+    "HEADER", "MAGIC", "MAX_WAITING", "PATCH_ENTRY", "PATCH_HEADER", "PATCH_MAGIC", "PATH",
+    "SUBPROTOCOL", "FrameSocket", "Grant", "frame_packet",
     "frame_route_patterns", "grant", "route_installed",
 ]
 
@@ -56,14 +63,29 @@ SUBPROTOCOL = "kvmrpa-frames"
 MAGIC = b"KVF1"
 #: magic, stream, seq, width, height, frame_width, frame_height, wall (little-endian).
 HEADER = struct.Struct("<4sIQIIIId")
+PATCH_MAGIC = b"KVP1"
+#: magic, stream, seq, base seq, width, height, frame_width, frame_height, wall, count.
+PATCH_HEADER = struct.Struct("<4sIQQIIIIdI")
+#: x, y, width, height (encoded pixels), JPEG bytes.
+PATCH_ENTRY = struct.Struct("<IIIII")
+#: Patch messages a socket holds back while one is being written.
+MAX_WAITING = 16
 
 _installed = False
 
 
 def frame_packet(enc: EncodedFrame, stream: int = 0) -> bytes:
-    """The route's message for one frame: :data:`HEADER` then the JPEG."""
-    return HEADER.pack(MAGIC, stream, enc.seq, enc.width, enc.height, enc.frame_width,
-                       enc.frame_height, enc.wall) + enc.jpeg
+    """The route's message for one frame: :data:`HEADER` then the JPEG, or (patches)
+    :data:`PATCH_HEADER`, the entries and the patches' JPEGs."""
+    if enc.base_seq is None:
+        return HEADER.pack(MAGIC, stream, enc.seq, enc.width, enc.height, enc.frame_width,
+                           enc.frame_height, enc.wall) + enc.jpeg
+    parts = [PATCH_HEADER.pack(PATCH_MAGIC, stream, enc.seq, enc.base_seq, enc.width,
+                               enc.height, enc.frame_width, enc.frame_height, enc.wall,
+                               len(enc.patches))]
+    parts += [PATCH_ENTRY.pack(p.x, p.y, p.width, p.height, len(p.jpeg)) for p in enc.patches]
+    parts += [p.jpeg for p in enc.patches]
+    return b"".join(parts)
 
 
 def frame_route_patterns() -> list[tuple[str, type[FrameSocket]]]:
@@ -171,7 +193,7 @@ class FrameSocket(WebSocketHandler):
 
     def initialize(self) -> None:
         self._io_lock = threading.Lock()
-        self._waiting: bytes | None = None
+        self._waiting: collections.deque[bytes] = collections.deque()
         self._writing = False
         self._scheduled = False
         self._closed = False
@@ -263,7 +285,7 @@ class FrameSocket(WebSocketHandler):
     def on_close(self) -> None:
         with self._io_lock:
             self._closed = True
-            self._waiting = None
+            self._waiting.clear()
         g = self._grant
         if g is None:
             return
@@ -276,14 +298,20 @@ class FrameSocket(WebSocketHandler):
             owner._route_detached(g)
 
     # -- sending (any thread) ---------------------------------------------------------
-    def offer(self, packet: bytes) -> None:
-        """Send ``packet`` soon; replaces a packet still waiting (thread-safe)."""
+    def offer(self, packet: bytes, whole: bool = True) -> None:
+        """Send ``packet`` soon (thread-safe). A ``whole`` frame replaces every packet
+        still waiting; a patch waits behind them, unless MAX_WAITING already do: then
+        they are all dropped (the view sees the gap and asks for a whole frame)."""
         with self._io_lock:
             if self._closed:
                 return
-            if self._waiting is not None:
-                self.dropped += 1
-            self._waiting = packet
+            if whole or len(self._waiting) >= MAX_WAITING:
+                self.dropped += len(self._waiting)
+                self._waiting.clear()
+                if not whole:
+                    self.dropped += 1
+                    return
+            self._waiting.append(packet)
             schedule = not self._scheduled and not self._writing
             if schedule:
                 self._scheduled = True
@@ -295,7 +323,7 @@ class FrameSocket(WebSocketHandler):
         """Close the socket on its loop (thread-safe)."""
         with self._io_lock:
             self._closed = True
-            self._waiting = None
+            self._waiting.clear()
         if self._loop is not None:
             with contextlib.suppress(RuntimeError):
                 self._loop.add_callback(self.close)
@@ -303,9 +331,9 @@ class FrameSocket(WebSocketHandler):
     def _flush(self) -> None:
         with self._io_lock:
             self._scheduled = False
-            if self._closed or self._writing or self._waiting is None:
+            if self._closed or self._writing or not self._waiting:
                 return
-            packet, self._waiting = self._waiting, None
+            packet = self._waiting.popleft()
             self._writing = True
         try:
             done = self.write_message(packet, binary=True)
@@ -319,7 +347,7 @@ class FrameSocket(WebSocketHandler):
     def _written(self, fut: Any) -> None:
         with self._io_lock:
             self._writing = False
-            more = self._waiting is not None and not self._closed
+            more = bool(self._waiting) and not self._closed
         if not fut.cancelled() and fut.exception() is not None:
             return  # closed meanwhile; on_close cleans up
         if more:

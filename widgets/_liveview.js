@@ -3,6 +3,9 @@
 // mouse and keyboard events to the Python side. Frames come in Panel's custom
 // messages, or, once the server granted this view its frame route (a "route"
 // message), on that websocket: one binary message per frame (see _frameroute.py).
+// A frame is whole, or patches (JPEGs of the parts that changed) over the frame
+// `base`: the picture lives in an off-screen canvas the patches are drawn into, and a
+// patch whose base is not the picture on screen is dropped and a whole frame asked for.
 
 function get(msg, key) {
   if (msg == null) return undefined
@@ -26,9 +29,39 @@ function toBytes(buf) {
 const MAGIC = 0x3146564b
 const HEADER_BYTES = 40
 
+// _frameroute.PATCH_HEADER: "KVP1", stream u32, seq u64, base u64, width, height,
+// frame_width, frame_height u32, wall f64, count u32; then count entries of x, y, w, h,
+// nbytes (u32 each), then the patches' JPEGs in that order.
+const PATCH_MAGIC = 0x3150564b
+const PATCH_HEADER_BYTES = 52
+const PATCH_ENTRY_BYTES = 20
+
+function parsePatches(buf, dv) {
+  if (buf.byteLength < PATCH_HEADER_BYTES) return null
+  const count = dv.getUint32(48, true)
+  let at = PATCH_HEADER_BYTES + count * PATCH_ENTRY_BYTES
+  if (count > 4096 || at > buf.byteLength) return null
+  const patches = []
+  for (let i = 0; i < count; i++) {
+    const e = PATCH_HEADER_BYTES + i * PATCH_ENTRY_BYTES
+    const n = dv.getUint32(e + 16, true)
+    if (at + n > buf.byteLength) return null
+    patches.push({x: dv.getUint32(e, true), y: dv.getUint32(e + 4, true), w: dv.getUint32(e + 8, true),
+                  h: dv.getUint32(e + 12, true), jpeg: new Uint8Array(buf, at, n)})
+    at += n
+  }
+  return {
+    kind: "frame", via: "route", stream: dv.getUint32(4, true), seq: Number(dv.getBigUint64(8, true)),
+    base: Number(dv.getBigUint64(16, true)), width: dv.getUint32(24, true), height: dv.getUint32(28, true),
+    frame_width: dv.getUint32(32, true), frame_height: dv.getUint32(36, true),
+    wall: dv.getFloat64(40, true), patches,
+  }
+}
+
 function parsePacket(buf) {
   if (!(buf instanceof ArrayBuffer) || buf.byteLength < HEADER_BYTES) return null
   const dv = new DataView(buf)
+  if (dv.getUint32(0, true) === PATCH_MAGIC) return parsePatches(buf, dv)
   if (dv.getUint32(0, true) !== MAGIC) return null
   return {
     kind: "frame", via: "route", stream: dv.getUint32(4, true), seq: Number(dv.getBigUint64(8, true)),
@@ -87,10 +120,13 @@ export function render({ model, el }) {
   el.appendChild(root)
 
   const ctx = canvas.getContext("2d")
-  let image = null          // ImageBitmap of the frame on screen
+  const picture = document.createElement("canvas")  // the frame on screen, patches drawn in
+  const pctx = picture.getContext("2d")
+  let hasPicture = false
   let info = null           // {stream, seq, fw, fh, w, h, wall}
   let decoding = false
-  let pending = null        // newest undecoded message while decoding
+  const waiting = []        // undecoded messages while decoding: a whole frame, then patches
+  let keyframeAsked = -Infinity
   const arrivals = []
   let drag = null           // {x0, y0, x1, y1} in frame pixels while dragging
   let lastMove = 0
@@ -126,7 +162,7 @@ export function render({ model, el }) {
 
   function draw() {
     // A frame covers the whole canvas; without one, clear it so overlays never pile up.
-    if (image) ctx.drawImage(image, 0, 0, canvas.width, canvas.height)
+    if (hasPicture) ctx.drawImage(picture, 0, 0, canvas.width, canvas.height)
     else ctx.clearRect(0, 0, canvas.width, canvas.height)
     const overlays = model.overlays || []
     for (const o of overlays) {
@@ -180,21 +216,43 @@ export function render({ model, el }) {
     // Streams are numbered in order and seqs increase within one: a late frame of an
     // earlier stream is dropped, a newer stream (another source) starts afresh.
     if (info && (stream < info.stream || (stream === info.stream && seq <= info.seq))) return
-    const bytes = toBytes(get(msg, "jpeg"))
-    if (!bytes) return
-    const bmp = await createImageBitmap(new Blob([bytes], {type: "image/jpeg"}))
-    if (!alive) { bmp.close(); return }
     const w = Number(get(msg, "width")), h = Number(get(msg, "height"))
+    const base = get(msg, "base")
+    if (base != null) {  // patches: only over the picture they were made for
+      if (!info || !hasPicture || stream !== info.stream || Number(base) !== info.seq
+          || picture.width !== w || picture.height !== h) { askKeyframe(); return }
+      const patches = Array.from(get(msg, "patches") || [])
+      const bitmaps = await Promise.all(patches.map((p) => {
+        const bytes = toBytes(get(p, "jpeg"))
+        return bytes ? createImageBitmap(new Blob([bytes], {type: "image/jpeg"})) : null
+      }))
+      if (!alive || info.seq !== Number(base)) { bitmaps.forEach((b) => b && b.close()); return }
+      patches.forEach((p, i) => {
+        const bmp = bitmaps[i]
+        if (!bmp) return
+        pctx.drawImage(bmp, Number(get(p, "x")), Number(get(p, "y")))
+        bmp.close()
+      })
+    } else {
+      const bytes = toBytes(get(msg, "jpeg"))
+      if (!bytes) return
+      const bmp = await createImageBitmap(new Blob([bytes], {type: "image/jpeg"}))
+      if (!alive) { bmp.close(); return }
+      if (picture.width !== w || picture.height !== h) { picture.width = w; picture.height = h }
+      pctx.drawImage(bmp, 0, 0)
+      bmp.close()
+      hasPicture = true
+    }
     const resized = canvas.width !== w || canvas.height !== h
     if (resized) { canvas.width = w; canvas.height = h }
-    if (image) image.close()
-    image = bmp
     const ratio = info ? info.fw / info.fh : 0
     info = {stream, seq, w, h, fw: Number(get(msg, "frame_width")), fh: Number(get(msg, "frame_height")), wall: Number(get(msg, "wall"))}
     if (resized || info.fw / info.fh !== ratio) layout()
     arrivals.push(performance.now())
     draw()
     canvas.dataset.frameSeq = String(seq)
+    const kind = base != null ? "patch" : "whole"  // how the last frame came
+    if (canvas.dataset.frameKind !== kind) canvas.dataset.frameKind = kind
     const via = get(msg, "via") === "route" ? "route" : "bokeh"  // which path it came on
     if (canvas.dataset.frameVia !== via) canvas.dataset.frameVia = via
     updateBadge()
@@ -237,15 +295,26 @@ export function render({ model, el }) {
     }
   }
 
+  function askKeyframe() {
+    const now = performance.now()
+    if (now - keyframeAsked < 500) return
+    keyframeAsked = now
+    model.send_msg({kind: "keyframe"})
+  }
+
+  // Frames wait in order while one is decoded: a whole frame replaces all that wait
+  // (a slow browser skips frames), a patch waits behind them (it is drawn over the one
+  // before); too many patches waiting are dropped and a whole frame asked for.
   async function pump(msg) {
-    if (decoding) { pending = msg; return }
+    if (get(msg, "base") == null) waiting.length = 0
+    else if (waiting.length >= 32) { waiting.length = 0; askKeyframe(); return }
+    waiting.push(msg)
+    if (decoding) return
     decoding = true
     try {
-      let next = msg
-      while (next && alive) {
-        pending = null
+      while (waiting.length && alive) {
+        const next = waiting.shift()
         try { await show(next) } catch (err) { console.warn("kvmrpa LiveView: cannot draw frame", err) }
-        next = pending
       }
     } finally { decoding = false }
   }
@@ -368,7 +437,8 @@ export function render({ model, el }) {
     clearInterval(ticker)
     if (ws) { ws.close(); ws = null }
     ro.disconnect()
-    if (image) image.close()
+    waiting.length = 0
+    picture.width = picture.height = 0
   })
   layout()
   draw()

@@ -8,7 +8,9 @@ message each; elsewhere (notebooks), and for a model until its route socket is o
 they travel as binary buffers in Panel's custom messages (no base64). The Python side
 runs one :class:`~kvmrpa.widgets._encoder.FrameStreamer` while at least one view of the
 component is displayed and not held; every viewer of the same source and size shares
-one JPEG encode.
+one JPEG encode. A frame travels whole or as patches, JPEGs of what changed since the
+frame the view has (see :class:`~kvmrpa.widgets._encoder.FrameStreamer`); a view that
+cannot draw a patch over its picture drops it and asks for a whole frame.
 """
 
 from __future__ import annotations
@@ -66,11 +68,16 @@ def frame_message(enc: EncodedFrame, stream: int = 0) -> dict[str, Any]:
     so the browser drops an older frame only when it comes from the same stream (after
     the view switches to another source, whose seqs may be lower, frames still show).
     """
-    return {
+    msg: dict[str, Any] = {
         "kind": "frame", "stream": stream, "seq": enc.seq, "jpeg": enc.jpeg, "width": enc.width,
         "height": enc.height, "frame_width": enc.frame_width,
         "frame_height": enc.frame_height, "wall": enc.wall,
     }
+    if enc.base_seq is not None:  # patches over frame base (see EncodedFrame)
+        msg["base"] = enc.base_seq
+        msg["patches"] = [{"x": p.x, "y": p.y, "w": p.width, "h": p.height, "jpeg": p.jpeg}
+                          for p in enc.patches]
+    return msg
 
 
 class LiveView(RecordingMixin, NotebookFallback, BrowserParams, JSComponent):
@@ -187,7 +194,7 @@ class LiveView(RecordingMixin, NotebookFallback, BrowserParams, JSComponent):
         if sockets:
             packet = frame_packet(enc, stream)
             for sock in sockets:
-                sock.offer(packet)
+                sock.offer(packet, whole=enc.whole)
         if models > len(sockets):  # a model without a route socket (yet): Bokeh's path
             self._send_msg(frame_message(enc, stream))
 
@@ -235,6 +242,9 @@ class LiveView(RecordingMixin, NotebookFallback, BrowserParams, JSComponent):
             if self._grants.get(g.ref) is not g or g.socket is None:
                 return
             self._sockets[g.ref] = g.socket
+            s = self._streamer
+        if s is not None:  # its first frame on the route is drawn over nothing
+            s.want_keyframe()
 
     def _route_detached(self, g: Grant) -> None:
         with self._stream_lock:
@@ -294,8 +304,11 @@ class LiveView(RecordingMixin, NotebookFallback, BrowserParams, JSComponent):
             s = self._streamer
             if s is not None:
                 s.ack(int(data.get("seq", 0)))
-        elif kind == "hello":
+        elif kind in ("hello", "keyframe"):  # a new view, or one that lost a patch
             self._update_streaming()
+            s = self._streamer
+            if s is not None:
+                s.want_keyframe()
         elif kind == "point":
             self.point = (float(data["x"]), float(data["y"]))
         elif kind == "region":

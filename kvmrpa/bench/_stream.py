@@ -19,15 +19,20 @@ Figures, each next to its baseline in the same run:
   the machine's noise floor;
 * ``stream.wire_bytes_per_jpeg_byte``: websocket bytes per JPEG byte for one frame, the
   larger of the frame route's (``_route``: one binary message) and Bokeh's message
-  path's (``_bokeh``: binary buffers; base64 would cost 1.33).
+  path's (``_bokeh``: binary buffers; base64 would cost 1.33); for a frame sent as
+  patches (a clock ticking on a desktop) ``stream.wire_bytes_per_jpeg_byte_patches`` and
+  ``stream.patch_bytes_per_whole_frame_byte`` (its bytes against the whole frame's), both
+  extra.
 
 In full mode (not ``--quick``), when Playwright and the system Chromium are there, extra
 figures: ``stream.browser_fps_720p30`` (frames drawn per second by a headless browser
-watching a 30 fps 720p source through a served LiveView, frames on the frame route;
-target >= 25) and ``stream.server_cpu_pct`` (CPU of this process meanwhile, % of one
-core; target <= 10) and ``stream.server_cpu_ms_per_frame`` (that CPU per frame drawn),
-each next to its ``_bokeh_baseline``: the same page with frames in Bokeh messages (a
-server without the route, a notebook).
+watching a 30 fps 720p desktop, a clock ticking in its corner, through a served
+LiveView: frames on the frame route, as patches of what changed; target >= 25) and
+``stream.server_cpu_pct`` (CPU of this process meanwhile, % of one core; target <= 10)
+and ``stream.server_cpu_ms_per_frame`` (that CPU per frame drawn), each next to its
+``_bokeh_baseline``: the same page with every frame whole in Bokeh messages (the path
+before the route and patches; a notebook's path with patches off), and its
+``_route_whole`` (extra): the route with every frame whole (what patches save).
 
 The encoder is :mod:`kvmrpa.capture._encoder`; the wire cost and the browser figures
 need the widgets (Panel), imported only when those parts run, so importing this module
@@ -44,6 +49,7 @@ from typing import Any
 
 import numpy as np
 
+from .._frame import Frame
 from .._runtime import Runtime
 from ..capture import FrameSource
 from ..capture import _encoder as enc_mod
@@ -108,6 +114,10 @@ def _desktop(w: int, h: int, i: int) -> np.ndarray:
     cv2.putText(img, f"12:00:{i:02d}", (w - 150, h - 12), cv2.FONT_HERSHEY_SIMPLEX, 0.7,
                 (230, 230, 230), 2, cv2.LINE_AA)
     return img
+
+
+def _frame_of(image: np.ndarray, seq: int) -> Frame:
+    return Frame(image, seq=seq, captured=time.monotonic(), source_id="bench://desktop")
 
 
 async def _ticker(stop_at: float, lateness: list[float]) -> None:
@@ -204,6 +214,16 @@ def run(quick: bool) -> dict[str, float | None]:
             out["stream.wire_bytes_per_jpeg_byte_route"] = route
             out["stream.wire_bytes_per_jpeg_byte_bokeh"] = bokeh
             out["stream.jpeg_kib"] = encoded.nbytes / 1024
+            # a desktop's clock ticking, sent as patches (extra: small JPEGs, so the
+            # fixed per-message bytes weigh more; the frame's bytes are what fell)
+            desk = [_frame_of(_desktop(1280, 720, i), i + 1) for i in range(2)]
+            whole = runtime.run(offloaded.encode(desk[1]), timeout=30)
+            patch = runtime.run(offloaded.encode(desk[1], after=desk[0]), timeout=30)
+            if not patch.whole:
+                out["stream.wire_bytes_per_jpeg_byte_patches"] = \
+                    route_wire_bytes(patch) / patch.nbytes
+                out["stream.patch_bytes_per_whole_frame_byte"] = \
+                    route_wire_bytes(patch) / route_wire_bytes(whole)
     finally:
         source.stop()
         runtime.shutdown()
@@ -233,8 +253,9 @@ def _browser_fps(seconds: float = 6.0, rounds: int = 2) -> dict[str, float | Non
     import os
     import socket
 
+    paths = {"route": "", "route_whole": "_route_whole", "bokeh": "_bokeh_baseline"}
     none: dict[str, float | None] = {
-        f"stream.{key}{base}": None for base in ("", "_bokeh_baseline")
+        f"stream.{key}{base}": None for base in paths.values()
         for key in ("browser_fps_720p30", "server_cpu_pct", "server_cpu_ms_per_frame")}
     chromium = "/usr/bin/chromium"
     try:
@@ -263,7 +284,7 @@ def _browser_fps(seconds: float = 6.0, rounds: int = 2) -> dict[str, float | Non
     server = pn.serve(app, address="127.0.0.1", port=port, threaded=True, show=False,
                       websocket_origin=[f"127.0.0.1:{port}"], verbose=False,
                       extra_patterns=frame_route_patterns())
-    figures: dict[str, list[float]] = {f"{path}_{what}": [] for path in ("route", "bokeh")
+    figures: dict[str, list[float]] = {f"{path}_{what}": [] for path in paths
                                        for what in ("fps", "cpu")}
     try:
         with sync_playwright() as p:
@@ -273,8 +294,9 @@ def _browser_fps(seconds: float = 6.0, rounds: int = 2) -> dict[str, float | Non
                 "--disable-sync"])
             try:
                 for _ in range(rounds):
-                    for path in ("route", "bokeh"):
-                        fps, cpu = _watch_page(browser, port, path == "route", seconds, views)
+                    for path in paths:
+                        fps, cpu = _watch_page(browser, port, path != "bokeh", seconds, views,
+                                               patches=path == "route")
                         if fps is not None and cpu is not None:
                             figures[f"{path}_fps"].append(fps)
                             figures[f"{path}_cpu"].append(cpu)
@@ -290,7 +312,7 @@ def _browser_fps(seconds: float = 6.0, rounds: int = 2) -> dict[str, float | Non
         return statistics.fmean(values) if len(values) == rounds else None
 
     out: dict[str, float | None] = {}
-    for path, base in (("route", ""), ("bokeh", "_bokeh_baseline")):
+    for path, base in paths.items():
         fps, cpu = mean(figures[f"{path}_fps"]), mean(figures[f"{path}_cpu"])
         out[f"stream.browser_fps_720p30{base}"] = fps
         out[f"stream.server_cpu_pct{base}"] = cpu
@@ -302,10 +324,14 @@ def _browser_fps(seconds: float = 6.0, rounds: int = 2) -> dict[str, float | Non
 
 
 def _watch_page(browser: Any, port: int, route: bool, seconds: float,
-                views: list[Any]) -> tuple[float | None, float | None]:
+                views: list[Any], patches: bool = True) -> tuple[float | None, float | None]:
     """One page watching the served LiveView: (frames drawn per second, this process's
     CPU meanwhile in % of a core); (None, None) when the route was asked for and frames
-    did not come on it."""
+    did not come on it. ``patches`` False sends every frame whole."""
+    from .._settings import get_settings
+
+    stream = get_settings().stream
+    was, stream.patches = stream.patches, patches
     page = browser.new_page(viewport={"width": 1300, "height": 800})
     before = len(views)
     try:
@@ -332,3 +358,4 @@ def _watch_page(browser: Any, port: int, route: bool, seconds: float,
         page.close()
         if len(views) > before:
             views[-1].paused = True  # its session lingers a while: stop its stream now
+        stream.patches = was

@@ -20,3 +20,5 @@ def test_stream_group_figures() -> None:
                 "stream.loop_stalled_ms_per_s_inline_baseline"):
         assert out[key] is not None and out[key] >= 0.0, key
     assert out["stream.wire_bytes_per_jpeg_byte"] <= 1.05
+    # a clock ticking on a desktop goes as a patch: a small part of the whole frame's bytes
+    assert out["stream.patch_bytes_per_whole_frame_byte"] < 0.2

@@ -142,3 +142,76 @@ def wait_for(cond, timeout: float = 10.0) -> None:
     while not cond():
         assert time.monotonic() < deadline, "condition not met"
         time.sleep(0.02)
+
+
+PATCHES = """([frame, patches]) => {
+  const bytes = (b64) => {
+    const bin = atob(b64)
+    const out = new Uint8Array(bin.length)
+    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i)
+    return out.buffer
+  }
+  window.kvEmit({...frame, kind: "frame", jpeg: new ArrayBuffer(0),
+                 patches: patches.map((p) => ({...p, jpeg: bytes(p.jpeg)}))})
+}"""
+
+PIXEL = """([x, y]) => Array.from(document.querySelector('canvas').getContext('2d')
+  .getImageData(x, y, 1, 1).data.slice(0, 3))"""
+
+
+def jpeg_of(value: int, w: int, h: int) -> str:
+    ok, buf = cv2.imencode(".jpg", np.full((h, w, 3), value, np.uint8))
+    assert ok
+    return base64.b64encode(buf.tobytes()).decode()
+
+
+def test_patches_are_drawn_over_the_picture_they_were_made_for(page) -> None:
+    p = page.page
+    p.set_content("<html><body></body></html>")
+    module_b64 = base64.b64encode(ESM.encode()).decode()
+    p.add_script_tag(content=HARNESS.replace("MODULE_B64", json.dumps(module_b64)), type="module")
+    p.wait_for_function("window.kvReady === true", timeout=30_000)
+    size = {"stream": 1, "width": 160, "height": 90, "frame_width": 160, "frame_height": 90,
+            "wall": 0}
+
+    def shown_seq(seq: int) -> None:
+        p.wait_for_function(f"document.querySelector('canvas').dataset.frameSeq === '{seq}'",
+                            timeout=10_000)
+
+    def near(pixel: list[int], value: int) -> bool:
+        return all(abs(v - value) <= 8 for v in pixel)
+
+    p.evaluate(EMIT, [{**size, "seq": 10}, jpeg_b64(40)])
+    shown_seq(10)
+    # Three patch frames sent at once: each waits for the one before (none is skipped,
+    # as an older whole frame would be), each drawn where it says.
+    for seq, base, x, value in ((11, 10, 0, 200), (12, 11, 64, 120), (13, 12, 128, 250)):
+        p.evaluate(PATCHES, [{**size, "seq": seq, "base": base},
+                             [{"x": x, "y": 16, "w": 32, "h": 32, "jpeg": jpeg_of(value, 32, 32)}]])
+    shown_seq(13)
+    assert p.get_by_label("Live view").get_attribute("data-frame-kind") == "patch"
+    assert near(p.evaluate(PIXEL, [16, 32]), 200)
+    assert near(p.evaluate(PIXEL, [80, 32]), 120)
+    assert near(p.evaluate(PIXEL, [144, 32]), 250)
+    assert near(p.evaluate(PIXEL, [80, 75]), 40)  # the rest is the whole frame's
+    assert not [m for m in p.evaluate("window.kvModel.sent") if m.get("kind") == "keyframe"]
+    # An empty patch frame (nothing changed) moves the seq and keeps the picture.
+    p.evaluate(PATCHES, [{**size, "seq": 14, "base": 13}, []])
+    shown_seq(14)
+    assert near(p.evaluate(PIXEL, [144, 32]), 250)
+
+    # A patch over a frame this view never drew (one was lost) is not drawn; the view
+    # asks for a whole frame, and draws patches again once it has one.
+    p.evaluate(PATCHES, [{**size, "seq": 16, "base": 15},
+                         [{"x": 0, "y": 0, "w": 160, "h": 90, "jpeg": jpeg_of(0, 160, 90)}]])
+    p.wait_for_function("window.kvModel.sent.some((m) => m.kind === 'keyframe')", timeout=10_000)
+    assert p.get_by_label("Live view").get_attribute("data-frame-seq") == "14"
+    assert near(p.evaluate(PIXEL, [80, 75]), 40)
+    p.evaluate(EMIT, [{**size, "seq": 17}, jpeg_b64(90)])
+    shown_seq(17)
+    assert p.get_by_label("Live view").get_attribute("data-frame-kind") == "whole"
+    p.evaluate(PATCHES, [{**size, "seq": 18, "base": 17},
+                         [{"x": 0, "y": 0, "w": 32, "h": 32, "jpeg": jpeg_of(180, 32, 32)}]])
+    shown_seq(18)
+    assert near(p.evaluate(PIXEL, [16, 16]), 180) and near(p.evaluate(PIXEL, [80, 75]), 90)
+    assert page.errors == []

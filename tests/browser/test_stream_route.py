@@ -5,13 +5,19 @@ granted it for."""
 
 from __future__ import annotations
 
+import base64
 import os
+import threading
 
+import cv2
+import numpy as np
 import pytest
 
+from kvmrpa import get_settings
 from kvmrpa._auth import set_account
+from kvmrpa.capture import FrameSource
 
-from .conftest import new_page, wait_for
+from .conftest import free_port, new_page, wait_for
 from .test_auth_tls import self_signed
 
 pytestmark = pytest.mark.browser
@@ -137,3 +143,142 @@ def test_with_an_auth_file_the_route_opens_only_for_its_login(serve_dashboard, c
         out = server.output()
         assert route["protocols"][1] not in out  # the token is never logged
         assert "refused a connection" in out
+
+
+class TickingDesktop(FrameSource):
+    """A 720p desktop whose clock ticks ``fps`` times a second, until frozen."""
+
+    def __init__(self, fps: float = 20.0) -> None:
+        super().__init__("desk://browser-test")
+        self._fps = fps
+        self._halt = threading.Event()
+        self.frozen = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="desk-test", daemon=True)
+        self._thread.start()
+
+    def _stop(self) -> None:
+        self._halt.set()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def _loop(self) -> None:
+        i = 0
+        while not self._halt.is_set():
+            if not self.frozen.is_set():
+                img = np.full((720, 1280, 3), (140, 100, 40), np.uint8)
+                cv2.rectangle(img, (60, 60), (480, 280), (236, 236, 236), -1)
+                cv2.putText(img, "Hello kvmrpa", (80, 150), cv2.FONT_HERSHEY_SIMPLEX, 0.9,
+                            (20, 20, 20), 2)
+                cv2.putText(img, f"12:00:{i % 60:02d}.{i % 10}", (1100, 700),
+                            cv2.FONT_HERSHEY_SIMPLEX, 0.7, (230, 230, 230), 2)
+                cv2.circle(img, (200 + (i * 7) % 800, 400), 12, (0, 0, 255), -1)
+                self._publish(img)
+                i += 1
+            self._halt.wait(1 / self._fps)
+
+
+def canvas_picture(canvas) -> np.ndarray:
+    url = canvas.evaluate("(c) => c.toDataURL('image/png')")
+    data = base64.b64decode(url.split(",", 1)[1])
+    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+
+
+def test_patches_on_the_route_build_the_sources_picture_and_a_lost_one_is_repaired(page) -> None:
+    import panel as pn
+    from kvmrpa.widgets import LiveView
+    from kvmrpa.widgets._frameroute import frame_route_patterns
+
+    src = TickingDesktop().start()
+    views: list[LiveView] = []
+    sent: list[tuple[int, bool]] = []
+    dropped: list[int] = []
+
+    def app():
+        view = LiveView(src, fps=30.0, width=1280, height=760, sizing_mode="fixed")
+        real = view._send_frame
+
+        def send(enc, stream=0):
+            patches = [s for s, whole in sent if not whole]
+            if not enc.whole and len(patches) == 30 and not dropped:
+                dropped.append(enc.seq)  # lost on the way: the view must notice and ask
+                sent.append((enc.seq, False))
+                return
+            sent.append((enc.seq, enc.whole))
+            real(enc, stream)
+
+        view._send_frame = send
+        views.append(view)
+        return view
+
+    # no whole frames by the clock: after the lost patch only the view's request brings one
+    stream = get_settings().stream
+    interval, stream.keyframe_interval = stream.keyframe_interval, 3600.0
+    port = free_port()
+    server = pn.serve(app, address="127.0.0.1", port=port, threaded=True, show=False,
+                      websocket_origin=[f"127.0.0.1:{port}"], verbose=False,
+                      extra_patterns=frame_route_patterns())
+    try:
+        p = page.page
+        p.set_viewport_size({"width": 1300, "height": 820})
+        wait_for(lambda: _reachable(port), timeout=30, what="the server")
+        p.goto(f"http://127.0.0.1:{port}/")
+        canvas = p.get_by_label("Live view")
+        canvas.wait_for(timeout=60_000)
+        wait_for(lambda: canvas.get_attribute("data-frame-via") == "route"
+                 and canvas.get_attribute("data-frame-kind") == "patch",
+                 timeout=60, what="patches on the route")
+        # (waits on this process's state keep Playwright's client running meanwhile:
+        # the page's websockets pass through it, see conftest.offline)
+        def served(cond):
+            return lambda: (p.wait_for_timeout(50), cond())[1]
+
+        wait_for(served(lambda: dropped), timeout=60, what="a patch to drop")
+        # the view asked for a whole frame and drew patches over it again
+        wait_for(served(lambda: any(whole and s > dropped[0] for s, whole in sent)),
+                 timeout=30, what="a whole frame after the lost patch")
+        after = next(s for s, whole in sent if whole and s > dropped[0])
+        wait_for(served(lambda: any(not whole and s > after for s, whole in sent)),
+                 timeout=30, what="patches again")
+        wait_for(lambda: seq(canvas) > after, timeout=30, what="the view to draw on")
+        assert canvas.get_attribute("data-frame-kind") == "patch"
+        whole_before = [s for s, whole in sent if whole and s < dropped[0]]
+        assert whole_before and len([s for s, w in sent if not w]) > len(whole_before) * 5
+        # Freeze the screen: the picture on the canvas is the source's last frame.
+        src.frozen.set()
+        p.wait_for_timeout(300)
+        last = src.latest()
+        wait_for(lambda: seq(canvas) == last.seq, timeout=30, what="the last frame drawn")
+        drawn = canvas_picture(canvas)
+        assert drawn.shape == last.image.shape
+        diff = np.abs(drawn.astype(int) - last.image.astype(int))
+        assert diff.mean() < 2.0, diff.mean()
+        # every part of the screen is as right as a whole frame's JPEG would draw it, the
+        # moving dot and the clock included (a stale dot would be off by about 100)
+        from kvmrpa.capture._encoder import encode_jpeg
+
+        whole = cv2.imdecode(np.frombuffer(encode_jpeg(last.image, 1280, 80)[0], np.uint8),
+                             cv2.IMREAD_COLOR)
+        jpeg_error = np.abs(whole.astype(int) - last.image.astype(int))
+        cells = diff.reshape(45, 16, 80, 16, 3).mean(axis=(1, 3, 4))
+        allowed = jpeg_error.reshape(45, 16, 80, 16, 3).mean(axis=(1, 3, 4)) + 4
+        worst = np.unravel_index((cells - allowed).argmax(), cells.shape)
+        assert (cells <= allowed).all(), (worst, cells[worst], allowed[worst])
+        assert views[-1].route_sockets == 1
+        assert page.errors == []
+    finally:
+        for view in views:
+            view.close()
+        server.stop()
+        src.stop()
+        stream.keyframe_interval = interval
+
+
+def _reachable(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0

@@ -212,7 +212,7 @@ class FakeSocket:
         self.packets: list[bytes] = []
         self.closed = False
 
-    def offer(self, packet: bytes) -> None:
+    def offer(self, packet: bytes, whole: bool = True) -> None:
         self.packets.append(packet)
 
     def close_soon(self) -> None:
