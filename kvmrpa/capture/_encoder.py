@@ -522,7 +522,11 @@ class FrameStreamer:
 
     def want_keyframe(self) -> None:
         """Send the next frame whole (thread-safe): a viewer joined, or lost a patch."""
-        self._keyframe_wanted = True
+        with contextlib.suppress(KvmrpaError):
+            self.runtime.call_soon(self._on_keyframe_wanted)
+
+    def _on_keyframe_wanted(self) -> None:
+        self._keyframe_wanted = True  # on the loop, as every read of it
 
     def _patch_base(self, asked: tuple[int | None, int | None], now: float) -> Frame | None:
         """The frame to send the next one as patches over, or None: send it whole."""

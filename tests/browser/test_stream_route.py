@@ -186,7 +186,9 @@ def canvas_picture(canvas) -> np.ndarray:
     return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
 
 
-def test_patches_on_the_route_build_the_sources_picture_and_a_lost_one_is_repaired(page) -> None:
+@pytest.mark.parametrize("route", [True, False], ids=["route", "bokeh"])
+def test_patches_build_the_sources_picture_and_a_lost_one_is_repaired(page, route) -> None:
+    # on the frame route (kvmrpa serve) and in Bokeh messages (a notebook's path)
     import panel as pn
     from kvmrpa.widgets import LiveView
     from kvmrpa.widgets._frameroute import frame_route_patterns
@@ -197,7 +199,8 @@ def test_patches_on_the_route_build_the_sources_picture_and_a_lost_one_is_repair
     dropped: list[int] = []
 
     def app():
-        view = LiveView(src, fps=30.0, width=1280, height=760, sizing_mode="fixed")
+        view = LiveView(src, fps=30.0, width=1280, height=760, sizing_mode="fixed",
+                        frame_route=route)
         real = view._send_frame
 
         def send(enc, stream=0):
@@ -227,9 +230,10 @@ def test_patches_on_the_route_build_the_sources_picture_and_a_lost_one_is_repair
         p.goto(f"http://127.0.0.1:{port}/")
         canvas = p.get_by_label("Live view")
         canvas.wait_for(timeout=60_000)
-        wait_for(lambda: canvas.get_attribute("data-frame-via") == "route"
+        via = "route" if route else "bokeh"
+        wait_for(lambda: canvas.get_attribute("data-frame-via") == via
                  and canvas.get_attribute("data-frame-kind") == "patch",
-                 timeout=60, what="patches on the route")
+                 timeout=60, what=f"patches on the {via} path")
         # (waits on this process's state keep Playwright's client running meanwhile:
         # the page's websockets pass through it, see conftest.offline)
         def served(cond):
@@ -266,7 +270,8 @@ def test_patches_on_the_route_build_the_sources_picture_and_a_lost_one_is_repair
         allowed = jpeg_error.reshape(45, 16, 80, 16, 3).mean(axis=(1, 3, 4)) + 4
         worst = np.unravel_index((cells - allowed).argmax(), cells.shape)
         assert (cells <= allowed).all(), (worst, cells[worst], allowed[worst])
-        assert views[-1].route_sockets == 1
+        assert views[-1].route_sockets == int(route)
+        assert canvas.get_attribute("data-frame-via") == via
         assert page.errors == []
     finally:
         for view in views:
