@@ -34,6 +34,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import cv2
 import numpy as np
@@ -238,8 +239,10 @@ def encode_patches(image: np.ndarray, base: np.ndarray, width: int, quality: int
     area = sum((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in boxes) * TILE * TILE
     if area > PATCH_MAX_FRACTION * w * h:
         return None
-    scaled = _scaled(image, width) if boxes else image
-    ew, eh = (scaled.shape[1], scaled.shape[0]) if boxes else _scaled_size(w, h, width)
+    ew, eh = _scaled_size(w, h, width)
+    if not boxes:
+        return [], ew, eh
+    scaled = _scaled(image, width)
     sx, sy = ew / w, eh / h
     grow = 1 if ew < w else 0
     patches: list[Patch] = []
@@ -257,6 +260,8 @@ def encode_patches(image: np.ndarray, base: np.ndarray, width: int, quality: int
 def _scaled_size(w: int, h: int, width: int) -> tuple[int, int]:
     return (width, max(1, round(h * width / w))) if width < w else (w, h)
 
+
+_T = TypeVar("_T")
 
 #: An encode's key: source, seq, width, quality, and the seq patches are over (-1: whole).
 _Key = tuple[str, int, int, int, int]
@@ -357,22 +362,20 @@ class FrameEncoder:
             self._pending[key] = task
         return await asyncio.shield(task)
 
+    async def _work(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """``fn(*args)`` in the runtime's pool (on the loop itself when ``inline``)."""
+        return fn(*args) if self._inline else await self.runtime.to_thread(fn, *args)
+
     async def _produce(self, key: _Key, frame: Frame, width: int, quality: int,
                        after: Frame | None, threshold: int) -> EncodedFrame:
         try:
-            result: EncodedFrame | None = None
-            if after is not None:
-                if self._inline:
-                    result = self._encode_patches(frame, after, width, quality, threshold)
-                else:
-                    result = await self.runtime.to_thread(
-                        self._encode_patches, frame, after, width, quality, threshold)
-            if result is None and after is not None:  # better sent whole: share that encode
-                result = await self.encode(frame, width, quality)
-            elif result is None and self._inline:
-                result = self._encode(frame, width, quality)
-            elif result is None:
-                result = await self.runtime.to_thread(self._encode, frame, width, quality)
+            if after is None:
+                result = await self._work(self._encode, frame, width, quality)
+            else:
+                patched = await self._work(self._encode_patches, frame, after, width, quality,
+                                           threshold)
+                # better sent whole: share the whole frame's own encode
+                result = patched if patched is not None else await self.encode(frame, width, quality)
         finally:
             self._pending.pop(key, None)
         self._done[key] = result

@@ -44,10 +44,7 @@ EMIT = """([frame, b64]) => {
 
 
 def jpeg_b64(value: int) -> str:
-    img = np.full((90, 160, 3), value, np.uint8)
-    ok, buf = cv2.imencode(".jpg", img)
-    assert ok
-    return base64.b64encode(buf.tobytes()).decode()
+    return jpeg_of(value, 160, 90)
 
 
 def test_a_new_stream_is_drawn_even_with_lower_seqs(page) -> None:

@@ -187,7 +187,8 @@ def canvas_picture(canvas) -> np.ndarray:
 
 
 @pytest.mark.parametrize("route", [True, False], ids=["route", "bokeh"])
-def test_patches_build_the_sources_picture_and_a_lost_one_is_repaired(page, route) -> None:
+def test_patches_build_the_sources_picture_and_a_lost_one_is_repaired(page, route,
+                                                                      artifacts_dir) -> None:
     # on the frame route (kvmrpa serve) and in Bokeh messages (a notebook's path)
     import panel as pn
     from kvmrpa.widgets import LiveView
@@ -270,6 +271,7 @@ def test_patches_build_the_sources_picture_and_a_lost_one_is_repaired(page, rout
         allowed = jpeg_error.reshape(45, 16, 80, 16, 3).mean(axis=(1, 3, 4)) + 4
         worst = np.unravel_index((cells - allowed).argmax(), cells.shape)
         assert (cells <= allowed).all(), (worst, cells[worst], allowed[worst])
+        p.screenshot(path=os.path.join(artifacts_dir, f"stream_patches_{via}.png"))
         assert views[-1].route_sockets == int(route)
         assert canvas.get_attribute("data-frame-via") == via
         assert page.errors == []
